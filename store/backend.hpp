@@ -1,0 +1,67 @@
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include <caf/error.hpp>
+#include <caf/expected.hpp>
+
+#include "store/uri.hpp"
+#include "store/value.hpp"
+
+namespace objstore {
+
+/// What a backend reports about one stored object.
+struct object_info {
+  uri id;
+  /// Payload bytes for memory objects, encoded bytes on disk for files.
+  uint64_t size_bytes = 0;
+};
+
+/// Object and byte totals of one backend.
+struct backend_stats {
+  uint64_t objects = 0;
+  uint64_t bytes = 0;
+};
+
+/// Storage for the objects of one URI scheme.
+///
+/// Contract, shared by every implementation and checked by the conformance
+/// suite in tests/store/backend_conformance_test.cpp:
+/// - `put` stores `x` under `id`, replacing an existing object atomically:
+///   a reader sees either the old or the new value, never a mix.
+/// - An absent object is `not_found` from `get` and `erase`, and `false`
+///   from `exists` (absence is not an error there). Every other failure is a
+///   different code: `invalid_uri` (wrong scheme or malformed key),
+///   `permission_denied` (outside the configured roots), `corrupt_data`
+///   (stored bytes fail to decode), `io_error`, `resource_exhausted`.
+/// - Errors name the URI. No member throws.
+/// - Thread-safety: every member function may be called concurrently from
+///   several threads.
+class backend {
+public:
+  virtual ~backend();
+
+  /// The scheme this backend serves.
+  virtual objstore::scheme scheme() const noexcept = 0;
+
+  /// Stores `x` under `id`, replacing any previous object.
+  virtual caf::error put(const uri& id, const value_ptr& x) = 0;
+
+  /// Returns the object stored under `id`.
+  virtual caf::expected<value_ptr> get(const uri& id) = 0;
+
+  /// Removes the object stored under `id`.
+  virtual caf::error erase(const uri& id) = 0;
+
+  /// Returns whether an object is stored under `id`.
+  virtual caf::expected<bool> exists(const uri& id) = 0;
+
+  /// Lists every stored object (for files: every object under the roots).
+  virtual caf::expected<std::vector<object_info>> list() = 0;
+
+  /// Returns object and byte totals.
+  virtual backend_stats stats() = 0;
+};
+
+} // namespace objstore

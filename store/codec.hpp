@@ -1,0 +1,71 @@
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "store/value.hpp"
+
+namespace objstore {
+
+/// Current version of the encoding. Decoders accept versions 1..this.
+constexpr uint32_t codec_version = 1;
+
+/// Upper bound for the encoded header (names, shapes); larger is corrupt.
+constexpr size_t max_codec_header_size = 16u << 20;
+
+/// The encoding of one value, as pieces that can be written without first
+/// copying the payload into one block:
+///
+///   head = "OBJS" | u32 version | u64 header size | u64 XXH3 of header
+///          | header
+///   then every payload block as raw bytes, then a u64 XXH3 checksum over
+///   head and blocks. Integers are little-endian.
+///
+/// The header is a Boost.Serialization binary archive describing the kind,
+/// dtypes, shapes, column names and block sizes; payload bytes are never
+/// serialized element by element.
+struct encoded_value {
+  std::string head;
+  std::vector<std::span<const std::byte>> blocks;
+  uint64_t checksum = 0;
+
+  /// Total encoded size in bytes, checksum trailer included.
+  size_t size() const noexcept;
+};
+
+/// Encodes `x`; the blocks reference `x`'s buffers (keep `x` alive).
+encoded_value encode_pieces(const value& x);
+
+/// Encodes `x` into one contiguous byte vector.
+std::vector<std::byte> encode(const value& x);
+
+/// A source of encoded bytes with a known remaining length.
+class byte_source {
+public:
+  virtual ~byte_source();
+
+  /// Bytes left to read.
+  virtual size_t remaining() const = 0;
+
+  /// Reads exactly `n` bytes into `dst`; returns false on failure.
+  virtual bool read(std::byte* dst, size_t n) = 0;
+};
+
+/// Decodes one value from `src`, reading every payload block straight into
+/// its final buffer. A corrupt, truncated or oversized encoding is a
+/// `corrupt_data` error mentioning `what` (e.g. the URI); never throws.
+caf::expected<value_ptr> decode(byte_source& src, const std::string& what);
+
+/// Decodes one value from contiguous bytes.
+caf::expected<value_ptr> decode(std::span<const std::byte> bytes,
+                                const std::string& what);
+
+/// XXH3 64-bit hash of `bytes`.
+uint64_t checksum_of(std::span<const std::byte> bytes) noexcept;
+
+} // namespace objstore

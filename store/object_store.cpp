@@ -1,0 +1,128 @@
+#include "store/object_store.hpp"
+
+#include "store/error.hpp"
+#include "store/file_backend.hpp"
+#include "store/memory_backend.hpp"
+
+namespace objstore {
+
+namespace {
+
+mem_id_generator make_ids(const std::string& node_id) {
+  return node_id.empty() ? mem_id_generator{} : mem_id_generator{node_id};
+}
+
+} // namespace
+
+object_store::object_store(object_store_options options)
+  : options_(std::move(options)), ids_(make_ids(options_.node_id)) {
+  register_backend(std::make_shared<memory_backend>());
+}
+
+caf::expected<std::unique_ptr<object_store>>
+object_store::make(object_store_options options) {
+  auto result = std::make_unique<object_store>(options);
+  if (!options.fs_roots.empty()) {
+    file_backend_options fs_opts;
+    fs_opts.roots = options.fs_roots;
+    fs_opts.sync = options.fs_sync;
+    auto files = file_backend::make(std::move(fs_opts));
+    if (!files)
+      return files.error();
+    result->register_backend(std::shared_ptr<backend>{std::move(*files)});
+  }
+  return result;
+}
+
+void object_store::register_backend(std::shared_ptr<backend> b) {
+  auto key = b->scheme();
+  backends_[key] = std::move(b);
+}
+
+caf::expected<backend*> object_store::backend_for(objstore::scheme x,
+                                                  const uri& id) {
+  auto i = backends_.find(x);
+  if (i == backends_.end())
+    return make_error(errc::unsupported_scheme,
+                      "'" + id.str() + "': no " + std::string{to_string(x)}
+                        + ":// backend on this node");
+  return i->second.get();
+}
+
+caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id) {
+  if (!x)
+    return make_error(errc::invalid_argument, "put of a null value");
+  auto target = id ? std::move(*id) : ids_.next();
+  auto size = x->size_bytes();
+  if (options_.max_object_size > 0 && size > options_.max_object_size)
+    return make_error(errc::resource_exhausted,
+                      "'" + target.str() + "': object of "
+                        + std::to_string(size) + " bytes exceeds the limit of "
+                        + std::to_string(options_.max_object_size));
+  auto b = backend_for(target.scheme(), target);
+  if (!b)
+    return b.error();
+  if (target.scheme() == scheme::mem && options_.memory_limit > 0) {
+    std::lock_guard guard{mem_mtx_};
+    auto used = (*b)->stats().bytes;
+    uint64_t replaced = 0;
+    if (auto old = (*b)->get(target); old)
+      replaced = (*old)->size_bytes();
+    if (used - replaced + size > options_.memory_limit)
+      return make_error(errc::resource_exhausted,
+                        "'" + target.str() + "': storing "
+                          + std::to_string(size) + " bytes exceeds the memory "
+                          + "limit (" + std::to_string(used) + " of "
+                          + std::to_string(options_.memory_limit) + " used)");
+    if (auto err = (*b)->put(target, x))
+      return err;
+    return target;
+  }
+  if (auto err = (*b)->put(target, x))
+    return err;
+  return target;
+}
+
+caf::expected<value_ptr> object_store::get(const uri& id) {
+  auto b = backend_for(id.scheme(), id);
+  if (!b)
+    return b.error();
+  return (*b)->get(id);
+}
+
+caf::error object_store::erase(const uri& id) {
+  auto b = backend_for(id.scheme(), id);
+  if (!b)
+    return b.error();
+  return (*b)->erase(id);
+}
+
+caf::expected<bool> object_store::exists(const uri& id) {
+  auto b = backend_for(id.scheme(), id);
+  if (!b)
+    return b.error();
+  return (*b)->exists(id);
+}
+
+caf::expected<std::vector<object_info>>
+object_store::list(std::optional<objstore::scheme> only) {
+  std::vector<object_info> result;
+  for (auto& [key, b] : backends_) {
+    if (only && *only != key)
+      continue;
+    auto part = b->list();
+    if (!part)
+      return part.error();
+    result.insert(result.end(), part->begin(), part->end());
+  }
+  return result;
+}
+
+store_stats object_store::stats() {
+  store_stats result;
+  for (auto& [key, b] : backends_)
+    result.per_scheme[key] = b->stats();
+  return result;
+}
+
+} // namespace objstore

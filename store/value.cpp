@@ -1,0 +1,250 @@
+#include "store/value.hpp"
+
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <set>
+
+#include "store/error.hpp"
+
+namespace objstore {
+
+std::string_view to_string(dtype x) {
+  switch (x) {
+    case dtype::bool_: return "bool";
+    case dtype::int8: return "int8";
+    case dtype::uint8: return "uint8";
+    case dtype::int32: return "int32";
+    case dtype::int64: return "int64";
+    case dtype::float32: return "float32";
+    case dtype::float64: return "float64";
+  }
+  return "?";
+}
+
+caf::expected<dtype> parse_dtype(std::string_view name) {
+  for (size_t i = 0; i < dtype_count; ++i) {
+    auto x = static_cast<dtype>(i);
+    if (to_string(x) == name)
+      return x;
+  }
+  return make_error(errc::invalid_argument,
+                    "unknown dtype '" + std::string{name} + "'");
+}
+
+size_t dtype_size(dtype x) noexcept {
+  switch (x) {
+    case dtype::bool_:
+    case dtype::int8:
+    case dtype::uint8: return 1;
+    case dtype::int32:
+    case dtype::float32: return 4;
+    case dtype::int64:
+    case dtype::float64: return 8;
+  }
+  return 0;
+}
+
+// -- buffer -------------------------------------------------------------------
+
+std::shared_ptr<buffer> buffer::allocate(size_t size) {
+  // aligned_alloc needs a multiple of the alignment; zero-size buffers still
+  // get a valid pointer so data() is never null.
+  auto rounded = (size + alignment - 1) / alignment * alignment;
+  if (rounded == 0)
+    rounded = alignment;
+  auto* ptr = static_cast<std::byte*>(std::aligned_alloc(alignment, rounded));
+  if (ptr == nullptr)
+    throw std::bad_alloc{};
+  return std::shared_ptr<buffer>{new buffer(ptr, size)};
+}
+
+std::shared_ptr<buffer> buffer::copy_of(std::span<const std::byte> bytes) {
+  auto result = allocate(bytes.size());
+  if (!bytes.empty())
+    std::memcpy(result->mutable_data(), bytes.data(), bytes.size());
+  return result;
+}
+
+buffer::~buffer() {
+  std::free(data_);
+}
+
+// -- tensor -------------------------------------------------------------------
+
+namespace {
+
+// Returns the element count, or -1 on a negative dimension or overflow.
+int64_t element_count(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (auto dim : shape) {
+    if (dim < 0)
+      return -1;
+    if (dim != 0 && n > std::numeric_limits<int64_t>::max() / dim)
+      return -1;
+    n *= dim;
+  }
+  return n;
+}
+
+std::string shape_string(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += std::to_string(shape[i]);
+  }
+  out += ']';
+  return out;
+}
+
+} // namespace
+
+caf::expected<tensor> tensor::make(dtype type, std::vector<int64_t> shape,
+                                   buffer_ptr data) {
+  auto n = element_count(shape);
+  if (n < 0)
+    return make_error(errc::invalid_argument,
+                      "invalid tensor shape " + shape_string(shape));
+  auto expected_size = static_cast<size_t>(n) * dtype_size(type);
+  auto actual_size = data ? data->size() : 0;
+  if (expected_size != actual_size)
+    return make_error(errc::invalid_argument,
+                      "tensor " + std::string{to_string(type)}
+                        + shape_string(shape) + " needs "
+                        + std::to_string(expected_size) + " bytes, buffer has "
+                        + std::to_string(actual_size));
+  tensor result;
+  result.type_ = type;
+  result.shape_ = std::move(shape);
+  result.data_ = data ? std::move(data) : buffer::allocate(0);
+  return result;
+}
+
+std::pair<tensor, std::byte*> tensor::allocate(dtype type,
+                                               std::vector<int64_t> shape) {
+  auto n = element_count(shape);
+  if (n < 0)
+    throw std::invalid_argument("invalid tensor shape " + shape_string(shape));
+  auto buf = buffer::allocate(static_cast<size_t>(n) * dtype_size(type));
+  auto* out = buf->mutable_data();
+  tensor result;
+  result.type_ = type;
+  result.shape_ = std::move(shape);
+  result.data_ = std::move(buf);
+  return {std::move(result), out};
+}
+
+int64_t tensor::num_elements() const noexcept {
+  int64_t n = 1;
+  for (auto dim : shape_)
+    n *= dim;
+  return n;
+}
+
+bool operator==(const tensor& x, const tensor& y) noexcept {
+  if (x.type_ != y.type_ || x.shape_ != y.shape_)
+    return false;
+  if (x.size_bytes() != y.size_bytes())
+    return false;
+  return x.size_bytes() == 0
+         || std::memcmp(x.raw(), y.raw(), x.size_bytes()) == 0;
+}
+
+// -- table --------------------------------------------------------------------
+
+caf::expected<table> table::make(std::vector<column> columns) {
+  std::set<std::string_view> names;
+  for (auto& col : columns) {
+    if (col.name.empty())
+      return make_error(errc::invalid_argument, "table column without name");
+    if (!names.insert(col.name).second)
+      return make_error(errc::invalid_argument,
+                        "duplicate table column '" + col.name + "'");
+    if (col.data.rank() != 1)
+      return make_error(errc::invalid_argument,
+                        "table column '" + col.name + "' is not 1-D");
+    if (col.data.shape()[0] != columns.front().data.shape()[0])
+      return make_error(errc::invalid_argument,
+                        "table column '" + col.name + "' has "
+                          + std::to_string(col.data.shape()[0])
+                          + " rows, expected "
+                          + std::to_string(columns.front().data.shape()[0]));
+  }
+  table result;
+  result.columns_ = std::move(columns);
+  return result;
+}
+
+int64_t table::num_rows() const noexcept {
+  return columns_.empty() ? 0 : columns_.front().data.shape()[0];
+}
+
+size_t table::size_bytes() const noexcept {
+  size_t n = 0;
+  for (auto& col : columns_)
+    n += col.data.size_bytes();
+  return n;
+}
+
+const column* table::find(std::string_view name) const noexcept {
+  for (auto& col : columns_)
+    if (col.name == name)
+      return &col;
+  return nullptr;
+}
+
+// -- blob ---------------------------------------------------------------------
+
+blob blob::copy_of(std::string_view bytes) {
+  return blob{buffer::copy_of(std::as_bytes(std::span{bytes}))};
+}
+
+std::string_view blob::view() const noexcept {
+  if (!data_)
+    return {};
+  return {reinterpret_cast<const char*>(data_->data()), data_->size()};
+}
+
+bool operator==(const blob& x, const blob& y) noexcept {
+  return x.view() == y.view();
+}
+
+// -- value --------------------------------------------------------------------
+
+std::string_view to_string(value_kind x) {
+  switch (x) {
+    case value_kind::tensor: return "tensor";
+    case value_kind::table: return "table";
+    case value_kind::bytes: return "bytes";
+  }
+  return "?";
+}
+
+size_t value::size_bytes() const noexcept {
+  return std::visit([](const auto& x) { return x.size_bytes(); }, data_);
+}
+
+std::string value::summary() const {
+  std::string out;
+  switch (kind()) {
+    case value_kind::tensor: {
+      auto& t = as_tensor();
+      out = "tensor " + std::string{to_string(t.type())}
+            + shape_string(t.shape());
+      break;
+    }
+    case value_kind::table: {
+      auto& t = as_table();
+      out = "table " + std::to_string(t.columns().size()) + " columns x "
+            + std::to_string(t.num_rows()) + " rows";
+      break;
+    }
+    case value_kind::bytes: out = "bytes"; break;
+  }
+  out += " (" + std::to_string(size_bytes()) + " bytes)";
+  return out;
+}
+
+} // namespace objstore
