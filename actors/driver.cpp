@@ -1,0 +1,243 @@
+#include "actors/driver.hpp"
+
+#include <optional>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "store/error.hpp"
+
+namespace objstore {
+
+namespace {
+
+caf::error local_error(const caf::error& err, const std::string& what) {
+  if (code_of(err) != errc::none)
+    return err;
+  if (err.category() == caf::atom("system")
+      && static_cast<caf::sec>(err.code()) == caf::sec::request_timeout)
+    return make_error(errc::timeout, what + ": driver actor did not answer");
+  return make_error(errc::io_error, what + ": " + describe(err));
+}
+
+} // namespace
+
+caf::expected<cluster_spec> cluster_spec::parse(std::string_view text) {
+  cluster_spec result;
+  while (!text.empty()) {
+    auto comma = text.find(',');
+    auto item = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view{}
+                                           : text.substr(comma + 1);
+    auto colon = item.rfind(':');
+    if (colon == std::string_view::npos || colon == 0
+        || colon + 1 == item.size())
+      return make_error(errc::invalid_argument, "bad endpoint '"
+                                                    + std::string{item}
+                                                    + "' (expected host:port)");
+    auto port_text = std::string{item.substr(colon + 1)};
+    char* end = nullptr;
+    auto port = std::strtoul(port_text.c_str(), &end, 10);
+    if (*end != '\0' || port == 0 || port > 65535)
+      return make_error(errc::invalid_argument,
+                        "bad port in endpoint '" + std::string{item} + "'");
+    result.workers.push_back(
+        {std::string{item.substr(0, colon)}, static_cast<uint16_t>(port)});
+  }
+  if (result.workers.empty())
+    return make_error(errc::invalid_argument, "empty cluster spec");
+  return result;
+}
+
+driver::driver(caf::actor_system& sys, driver_actor actor,
+               std::shared_ptr<release_sink> sink, size_t world_size,
+               caf::timespan wait)
+    : sys_(sys), actor_(std::move(actor)), sink_(std::move(sink)),
+      world_size_(world_size), wait_(wait) {
+  // nop
+}
+
+caf::expected<std::unique_ptr<driver>>
+driver::connect(caf::actor_system& sys, const cluster_spec& spec,
+                driver_actor_options options) {
+  std::vector<worker_actor> workers;
+  for (size_t r = 0; r < spec.workers.size(); ++r) {
+    auto& ep = spec.workers[r];
+    auto w = sys.middleman().remote_actor<worker_actor>(ep.host, ep.port);
+    if (!w)
+      return make_error(errc::io_error,
+                        "cannot connect to rank " + std::to_string(r) + " at "
+                            + ep.str() + ": " + describe(w.error()));
+    workers.push_back(std::move(*w));
+  }
+  return attach(sys, std::move(workers), options);
+}
+
+caf::expected<std::unique_ptr<driver>>
+driver::attach(caf::actor_system& sys, std::vector<worker_actor> workers,
+               driver_actor_options options) {
+  auto sink = std::make_shared<release_sink>(options.release_batch);
+  auto n = workers.size();
+  auto actor = sys.spawn(driver_actor_impl, std::move(workers), sink, options);
+  // The facade waits a little longer than the actor's own deadline, so
+  // the actor's precise error wins.
+  auto wait = options.timeout + std::chrono::seconds{2};
+  std::unique_ptr<driver> result{new driver(sys, actor, sink, n, wait)};
+  auto infos = result->ask<std::vector<session_info>>(hello_atom::value);
+  if (!infos)
+    return std::move(infos.error());
+  result->sessions_ = std::move(*infos);
+  return result;
+}
+
+driver::~driver() {
+  caf::scoped_actor self{sys_};
+  self->request(actor_, wait_, close_atom::value)
+      .receive([](uint64_t) {}, [](caf::error&) {});
+  sink_->attach(caf::actor{});
+  self->send_exit(actor_, caf::exit_reason::user_shutdown);
+}
+
+template<class Reply, class... Ts>
+caf::expected<Reply> driver::ask(Ts&&... xs) {
+  caf::scoped_actor self{sys_};
+  std::optional<Reply> value;
+  caf::error err;
+  self->request(actor_, wait_, std::forward<Ts>(xs)...)
+      .receive([&](Reply& reply) { value = std::move(reply); },
+               [&](caf::error& e) { err = std::move(e); });
+  if (value)
+    return std::move(*value);
+  return local_error(err, "driver request");
+}
+
+std::shared_ptr<const remote_ref> driver::adopt(uint32_t rank,
+                                                std::string uri) {
+  return std::make_shared<const remote_ref>(rank, std::move(uri), sink_);
+}
+
+caf::expected<host_var> driver::put(uint32_t rank, value_ptr x) {
+  auto uri = ask<std::string>(put_atom::value, rank,
+                              put_request{wire_value{std::move(x)}, {}});
+  if (!uri)
+    return std::move(uri.error());
+  host_var result{world_size_};
+  if (rank < world_size_)
+    result.set(rank, adopt(rank, std::move(*uri)));
+  return result;
+}
+
+caf::expected<host_var> driver::put(uint32_t rank, value_ptr x,
+                                    const std::string& target) {
+  auto uri = ask<std::string>(put_atom::value, rank,
+                              put_request{wire_value{std::move(x)}, target});
+  if (!uri)
+    return std::move(uri.error());
+  host_var result{world_size_};
+  if (rank < world_size_)
+    result.set(rank, std::make_shared<const remote_ref>(rank, std::move(*uri),
+                                                        nullptr));
+  return result;
+}
+
+caf::expected<std::vector<host_var>>
+driver::run(const graph& g, const std::vector<host_var>& inputs,
+            std::vector<uint32_t> parties) {
+  if (parties.empty()) {
+    for (uint32_t r = 0; r < world_size_; ++r) {
+      bool all = true;
+      for (auto& x : inputs)
+        all = all && x.has(r);
+      if (all)
+        parties.push_back(r);
+    }
+    if (parties.empty())
+      return make_error(errc::invalid_argument,
+                        "no party holds every input of the graph");
+  }
+  std::vector<task_request> requests;
+  for (auto r : parties) {
+    if (r >= world_size_)
+      return make_error(errc::invalid_argument,
+                        "unknown rank " + std::to_string(r));
+    task_request req;
+    req.task_id = next_task_.fetch_add(1);
+    req.program = g;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      auto uri = inputs[i].uri(r);
+      if (!uri)
+        return make_error(errc::invalid_argument, "input #" + std::to_string(i)
+                                                      + " has no value on rank "
+                                                      + std::to_string(r));
+      req.inputs.push_back(std::move(*uri));
+    }
+    requests.push_back(std::move(req));
+  }
+  // All parties at once: send every request, then collect the replies.
+  caf::scoped_actor self{sys_};
+  using handle_t = decltype(self->request(actor_, wait_, run_atom::value,
+                                          uint32_t{0}, task_request{}));
+  std::vector<handle_t> handles;
+  for (size_t i = 0; i < parties.size(); ++i)
+    handles.push_back(self->request(actor_, wait_, run_atom::value, parties[i],
+                                    std::move(requests[i])));
+  std::vector<host_var> outputs(g.outputs.size(), host_var{world_size_});
+  caf::error first_error;
+  for (size_t i = 0; i < parties.size(); ++i) {
+    auto r = parties[i];
+    handles[i].receive(
+        [&](task_reply& reply) {
+          for (size_t k = 0; k < reply.outputs.size() && k < outputs.size();
+               ++k)
+            outputs[k].set(r, adopt(r, std::move(reply.outputs[k])));
+        },
+        [&](caf::error& err) {
+          if (!first_error)
+            first_error = local_error(err, "run on rank " + std::to_string(r));
+        });
+  }
+  if (first_error)
+    return first_error; // outputs of other parties are released here
+  return outputs;
+}
+
+caf::expected<value_ptr> driver::fetch(const host_var& x, uint32_t rank) {
+  auto uri = x.uri(rank);
+  if (!uri)
+    return make_error(errc::invalid_argument,
+                      "variable has no value on rank " + std::to_string(rank));
+  auto v = ask<wire_value>(fetch_atom::value, rank, *uri);
+  if (!v)
+    return std::move(v.error());
+  return std::move(v->ptr);
+}
+
+caf::error driver::erase(const host_var& x, uint32_t rank) {
+  auto uri = x.uri(rank);
+  if (!uri)
+    return make_error(errc::invalid_argument,
+                      "variable has no value on rank " + std::to_string(rank));
+  auto ok = ask<bool>(erase_atom::value, rank, *uri);
+  return ok ? caf::error{} : std::move(ok.error());
+}
+
+caf::expected<driver_stats> driver::stats() {
+  return ask<driver_stats>(stats_atom::value);
+}
+
+caf::expected<worker_stats> driver::worker_stats_of(uint32_t rank) {
+  return ask<worker_stats>(stats_atom::value, rank);
+}
+
+caf::expected<std::vector<object_record>> driver::objects(uint32_t rank) {
+  return ask<std::vector<object_record>>(objects_atom::value, rank);
+}
+
+caf::expected<uint64_t> driver::flush() {
+  return ask<uint64_t>(flush_atom::value);
+}
+
+} // namespace objstore

@@ -1,0 +1,122 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/expected.hpp>
+
+#include "actors/driver_actor.hpp"
+#include "actors/host_var.hpp"
+#include "messages/interfaces.hpp"
+
+namespace objstore {
+
+/// Where a worker listens.
+struct endpoint {
+  std::string host;
+  uint16_t port = 0;
+  std::string str() const { return host + ":" + std::to_string(port); }
+};
+
+/// Ordered worker endpoints; rank = position (as MPLang's cluster spec).
+struct cluster_spec {
+  std::vector<endpoint> workers;
+
+  /// Parses "host:port,host:port,..."; errors are `invalid_argument`
+  /// naming the bad entry.
+  static caf::expected<cluster_spec> parse(std::string_view text);
+};
+
+/// The blocking embedding API for plain C++ code. Every call is a request
+/// to the driver actor (`handle()`, for actor code) and returns within the
+/// configured timeout. Thread-safe: each call uses its own scoped actor.
+///
+/// Destroying the driver flushes queued releases and closes its sessions
+/// on every worker (their objects are freed; handles still alive become
+/// dangling and their releases are dropped).
+class driver {
+public:
+  /// Connects to every worker of `spec` (typed remote actors) and opens a
+  /// session on each. Errors name the rank and endpoint that failed.
+  static caf::expected<std::unique_ptr<driver>>
+  connect(caf::actor_system& sys, const cluster_spec& spec,
+          driver_actor_options options = {});
+
+  /// Uses already connected worker handles (e.g. in-process nodes).
+  static caf::expected<std::unique_ptr<driver>>
+  attach(caf::actor_system& sys, std::vector<worker_actor> workers,
+         driver_actor_options options = {});
+
+  driver(const driver&) = delete;
+  driver& operator=(const driver&) = delete;
+  ~driver();
+
+  size_t world_size() const noexcept { return world_size_; }
+
+  /// Session infos returned by the workers at connect.
+  const std::vector<session_info>& sessions() const noexcept {
+    return sessions_;
+  }
+
+  /// The driver actor, for actor code.
+  const driver_actor& handle() const noexcept { return actor_; }
+
+  /// Sends `x` to party `rank`; the result holds its new `mem://` URI.
+  caf::expected<host_var> put(uint32_t rank, value_ptr x);
+
+  /// Writes `x` to the persistent `fs://` URI `target` on party `rank`.
+  /// The handle is not reference counted (fs objects live until erased).
+  caf::expected<host_var> put(uint32_t rank, value_ptr x,
+                              const std::string& target);
+
+  /// Runs `g` on each party of `parties` (default: every party holding
+  /// all inputs, or every party when there are none), binding party p's
+  /// part of `inputs[i]` to `g.inputs[i]`. One round trip per party, all
+  /// parties concurrently. Returns one host_var per graph output. Errors:
+  /// the first failing party's error, naming its rank.
+  caf::expected<std::vector<host_var>> run(const graph& g,
+                                           const std::vector<host_var>& inputs,
+                                           std::vector<uint32_t> parties = {});
+
+  /// Fetches party `rank`'s value of `x` (subject to the worker's policy).
+  caf::expected<value_ptr> fetch(const host_var& x, uint32_t rank);
+
+  /// Erases party `rank`'s object of `x` now (fs:// objects included).
+  caf::error erase(const host_var& x, uint32_t rank);
+
+  /// What crossed the driver's control plane.
+  caf::expected<driver_stats> stats();
+
+  caf::expected<worker_stats> worker_stats_of(uint32_t rank);
+
+  caf::expected<std::vector<object_record>> objects(uint32_t rank);
+
+  /// Sends queued releases now; returns the number of messages sent.
+  caf::expected<uint64_t> flush();
+
+  /// Wraps a URI returned by a worker into a reference-counted handle.
+  std::shared_ptr<const remote_ref> adopt(uint32_t rank, std::string uri);
+
+private:
+  driver(caf::actor_system& sys, driver_actor actor,
+         std::shared_ptr<release_sink> sink, size_t world_size,
+         caf::timespan wait);
+
+  template<class Reply, class... Ts>
+  caf::expected<Reply> ask(Ts&&... xs);
+
+  caf::actor_system& sys_;
+  driver_actor actor_;
+  std::shared_ptr<release_sink> sink_;
+  size_t world_size_;
+  caf::timespan wait_;
+  std::vector<session_info> sessions_;
+  std::atomic<uint64_t> next_task_{1};
+};
+
+} // namespace objstore

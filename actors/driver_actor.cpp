@@ -1,0 +1,351 @@
+#include "actors/driver_actor.hpp"
+
+#include <caf/all.hpp>
+#include <caf/binary_serializer.hpp>
+#include <caf/io/basp/header.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "store/error.hpp"
+
+namespace objstore {
+
+namespace {
+
+using self_ptr = driver_actor::stateful_pointer<driver_state>;
+
+// -- control-plane byte accounting --------------------------------------------
+
+// Bytes a message occupies on the wire: the BASP header plus the serialized
+// payload. Bulk values are counted by their payload plus a small header
+// estimate instead of being serialized twice.
+uint64_t payload_size(self_ptr, const wire_value& x) {
+  return x.ptr ? x.ptr->size_bytes() + 64 : 8;
+}
+
+uint64_t payload_size(self_ptr self, const put_request& x) {
+  return payload_size(self, x.value) + x.target.size() + 8;
+}
+
+template<class T>
+uint64_t payload_size(self_ptr self, const T& x) {
+  auto& buf = self->state.scratch;
+  buf.clear();
+  caf::binary_serializer sink{self->system(), buf};
+  if (sink(const_cast<T&>(x)))
+    return 0;
+  return buf.size();
+}
+
+template<class... Ts>
+uint64_t message_size(self_ptr self, const Ts&... xs) {
+  return caf::io::basp::header_size + (payload_size(self, xs) + ... + 0);
+}
+
+// -- calls to workers ---------------------------------------------------------
+
+caf::error translate(self_ptr self, const caf::error& err, uint32_t rank,
+                     const std::string& what) {
+  auto prefix = "rank " + std::to_string(rank) + ": ";
+  if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+      case caf::sec::request_timeout:
+        return make_error(
+            errc::timeout,
+            prefix + what + ": no reply within "
+                + std::to_string(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        self->state.options.timeout)
+                        .count())
+                + " ms");
+      case caf::sec::request_receiver_down:
+        return make_error(errc::object_lost,
+                          prefix + what + ": worker is down");
+      default:
+        return make_error(errc::io_error, prefix + what + ": " + describe(err));
+    }
+  }
+  if (code_of(err) != errc::none)
+    return make_error(code_of(err), prefix + message_of(err));
+  return err;
+}
+
+/// Sends a request to worker `rank` and calls exactly one of `ok` / `fail`:
+/// on the reply, on an error reply or timeout, or at once when the worker
+/// is (or goes) down.
+template<class Reply, class... Ts>
+void call(self_ptr self, uint32_t rank, std::string what,
+          std::function<void(Reply&)> ok, std::function<void(caf::error)> fail,
+          Ts&&... xs) {
+  auto& st = self->state;
+  if (rank >= st.workers.size()) {
+    fail(make_error(errc::invalid_argument,
+                    "unknown rank " + std::to_string(rank) + " (world size "
+                        + std::to_string(st.workers.size()) + "): " + what));
+    return;
+  }
+  if (!st.lost[rank].empty()) {
+    fail(make_error(errc::object_lost, "rank " + std::to_string(rank)
+                                           + " is lost (" + st.lost[rank]
+                                           + "): " + what));
+    return;
+  }
+  auto id = st.next_call++;
+  st.pending.emplace(id, driver_state::pending_call{rank, what, fail});
+  st.counters.bytes_sent += message_size(self, xs...);
+  ++st.counters.requests;
+  self->request(st.workers[rank], st.options.timeout, std::forward<Ts>(xs)...)
+      .then(
+          [self, id, ok](Reply& reply) {
+            if (self->state.pending.erase(id) == 0)
+              return; // already failed (worker down)
+            self->state.counters.bytes_received += message_size(self, reply);
+            ok(reply);
+          },
+          [self, id, rank, what, fail](caf::error& err) {
+            if (self->state.pending.erase(id) == 0)
+              return;
+            fail(translate(self, err, rank, what));
+          });
+}
+
+template<class Reply, class... Ts>
+caf::result<Reply> forward(self_ptr self, uint32_t rank, std::string what,
+                           Ts&&... xs) {
+  auto rp = self->make_response_promise<Reply>();
+  call<Reply>(
+      self, rank, std::move(what),
+      [rp](Reply& reply) mutable { rp.deliver(std::move(reply)); },
+      [rp](caf::error err) mutable { rp.deliver(std::move(err)); },
+      std::forward<Ts>(xs)...);
+  return rp;
+}
+
+// -- releases -----------------------------------------------------------------
+
+uint64_t send_releases(self_ptr self, uint32_t rank, bool only_full) {
+  auto& st = self->state;
+  auto& queue = st.queued_releases[rank];
+  uint64_t sent = 0;
+  if (!st.lost[rank].empty()) {
+    queue.clear(); // the worker and its objects are gone
+    return 0;
+  }
+  auto batch = st.options.release_batch;
+  while (!queue.empty() && (!only_full || queue.size() >= batch)) {
+    auto n = std::min(batch, queue.size());
+    std::vector<std::string> chunk;
+    if (n == queue.size()) {
+      chunk = std::move(queue);
+      queue.clear();
+    } else {
+      chunk.assign(std::make_move_iterator(queue.end() - n),
+                   std::make_move_iterator(queue.end()));
+      queue.resize(queue.size() - n);
+    }
+    st.counters.bytes_sent += message_size(self, release_atom::value, chunk);
+    ++st.counters.release_msgs;
+    st.counters.releases += chunk.size();
+    self->send(st.workers[rank], release_atom::value, std::move(chunk));
+    ++sent;
+  }
+  return sent;
+}
+
+void drain_sink(self_ptr self) {
+  auto& st = self->state;
+  for (auto& [rank, uri] : st.sink->drain())
+    if (rank < st.queued_releases.size())
+      st.queued_releases[rank].push_back(std::move(uri));
+}
+
+void schedule_flush(self_ptr self) {
+  auto& st = self->state;
+  bool any = false;
+  for (uint32_t r = 0; r < st.queued_releases.size(); ++r) {
+    send_releases(self, r, true);
+    any = any || !st.queued_releases[r].empty();
+  }
+  if (any && !st.flush_scheduled) {
+    st.flush_scheduled = true;
+    caf::delayed_anon_send(caf::actor_cast<driver_actor>(self),
+                           st.options.release_delay, flush_atom::value);
+  }
+}
+
+uint64_t flush_all(self_ptr self) {
+  auto& st = self->state;
+  st.flush_scheduled = false;
+  drain_sink(self);
+  uint64_t sent = 0;
+  for (uint32_t r = 0; r < st.queued_releases.size(); ++r)
+    sent += send_releases(self, r, false);
+  return sent;
+}
+
+void on_worker_down(self_ptr self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  for (uint32_t r = 0; r < st.workers.size(); ++r) {
+    if (st.workers[r].address() != dm.source || !st.lost[r].empty())
+      continue;
+    st.lost[r] = dm.reason ? describe(dm.reason) : "exited";
+    st.queued_releases[r].clear();
+    std::vector<driver_state::pending_call> failed;
+    for (auto i = st.pending.begin(); i != st.pending.end();) {
+      if (i->second.rank == r) {
+        failed.push_back(std::move(i->second));
+        i = st.pending.erase(i);
+      } else {
+        ++i;
+      }
+    }
+    for (auto& call : failed)
+      call.fail(make_error(errc::object_lost, "rank " + std::to_string(r)
+                                                  + " lost (" + st.lost[r]
+                                                  + "): " + call.what));
+  }
+}
+
+/// Accumulates the replies of a fan-out to every live worker.
+template<class T>
+struct gather_state {
+  std::vector<T> results;
+  size_t left = 0;
+  caf::error first_error;
+};
+
+} // namespace
+
+driver_actor::behavior_type
+driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
+                  std::shared_ptr<release_sink> sink,
+                  driver_actor_options options) {
+  auto& st = self->state;
+  st.options = options;
+  st.lost.resize(workers.size());
+  st.queued_releases.resize(workers.size());
+  st.workers = std::move(workers);
+  st.sink = std::move(sink);
+  st.sink->attach(caf::actor_cast<caf::actor>(self));
+  for (auto& w : st.workers)
+    self->monitor(w);
+  self->set_down_handler(
+      [self](caf::down_msg& dm) { on_worker_down(self, dm); });
+  return {
+      [=](hello_atom) -> caf::result<std::vector<session_info>> {
+        auto rp = self->make_response_promise<std::vector<session_info>>();
+        auto n = self->state.workers.size();
+        auto acc = std::make_shared<gather_state<session_info>>();
+        acc->results.resize(n);
+        acc->left = n;
+        if (n == 0)
+          return std::vector<session_info>{};
+        for (uint32_t r = 0; r < n; ++r) {
+          auto done = [rp, acc]() mutable {
+            if (--acc->left > 0)
+              return;
+            if (acc->first_error)
+              rp.deliver(acc->first_error);
+            else
+              rp.deliver(acc->results);
+          };
+          call<session_info>(
+              self, r, "hello",
+              [acc, r, done](session_info& info) mutable {
+                acc->results[r] = info;
+                done();
+              },
+              [acc, done](caf::error err) mutable {
+                if (!acc->first_error)
+                  acc->first_error = std::move(err);
+                done();
+              },
+              hello_atom::value);
+        }
+        return rp;
+      },
+      [=](put_atom, uint32_t rank,
+          put_request& req) -> caf::result<std::string> {
+        auto what
+            = "put " + (req.value.ptr ? req.value.ptr->summary() : "null");
+        return forward<std::string>(self, rank, std::move(what),
+                                    put_atom::value, std::move(req));
+      },
+      [=](run_atom, uint32_t rank,
+          task_request& req) -> caf::result<task_reply> {
+        std::string what = "task " + std::to_string(req.task_id);
+        if (!req.inputs.empty())
+          what += " on " + req.inputs.front()
+                  + (req.inputs.size() > 1 ? ", ..." : "");
+        return forward<task_reply>(self, rank, std::move(what), run_atom::value,
+                                   std::move(req));
+      },
+      [=](fetch_atom, uint32_t rank,
+          std::string& uri) -> caf::result<wire_value> {
+        return forward<wire_value>(self, rank, "fetch " + uri,
+                                   fetch_atom::value, std::move(uri));
+      },
+      [=](erase_atom, uint32_t rank, std::string& uri) -> caf::result<bool> {
+        return forward<bool>(self, rank, "erase " + uri, erase_atom::value,
+                             std::move(uri));
+      },
+      [=](release_atom, uint32_t rank, std::vector<std::string>& uris) {
+        auto& st = self->state;
+        if (rank >= st.queued_releases.size())
+          return;
+        auto& queue = st.queued_releases[rank];
+        queue.insert(queue.end(), std::make_move_iterator(uris.begin()),
+                     std::make_move_iterator(uris.end()));
+        schedule_flush(self);
+      },
+      [=](release_atom) {
+        drain_sink(self);
+        schedule_flush(self);
+      },
+      [=](flush_atom) -> uint64_t { return flush_all(self); },
+      [=](stats_atom) -> driver_stats {
+        auto result = self->state.counters;
+        result.live_handles = static_cast<uint64_t>(
+            std::max<int64_t>(0, self->state.sink->live.load()));
+        return result;
+      },
+      [=](stats_atom, uint32_t rank) -> caf::result<worker_stats> {
+        return forward<worker_stats>(self, rank, "stats", stats_atom::value);
+      },
+      [=](objects_atom,
+          uint32_t rank) -> caf::result<std::vector<object_record>> {
+        return forward<std::vector<object_record>>(self, rank, "objects",
+                                                   objects_atom::value);
+      },
+      [=](close_atom) -> caf::result<uint64_t> {
+        flush_all(self);
+        auto rp = self->make_response_promise<uint64_t>();
+        auto acc = std::make_shared<gather_state<uint64_t>>();
+        auto& st = self->state;
+        for (uint32_t r = 0; r < st.workers.size(); ++r)
+          if (st.lost[r].empty())
+            ++acc->left;
+        if (acc->left == 0)
+          return uint64_t{0};
+        acc->results.push_back(0);
+        for (uint32_t r = 0; r < st.workers.size(); ++r) {
+          if (!st.lost[r].empty())
+            continue;
+          auto done = [rp, acc]() mutable {
+            if (--acc->left == 0)
+              rp.deliver(acc->results[0]);
+          };
+          call<uint64_t>(
+              self, r, "close session",
+              [acc, done](uint64_t& n) mutable {
+                acc->results[0] += n;
+                done();
+              },
+              [done](caf::error) mutable { done(); }, close_atom::value);
+        }
+        return rp;
+      },
+  };
+}
+
+} // namespace objstore

@@ -1,0 +1,59 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <caf/timespan.hpp>
+
+#include "actors/host_var.hpp"
+#include "messages/interfaces.hpp"
+
+namespace objstore {
+
+/// Tuning of a driver actor.
+struct driver_actor_options {
+  /// Deadline of every request to a worker. CAF does not fail requests
+  /// when a peer process dies; the down message does (object_lost), and
+  /// this bounds everything else.
+  caf::timespan timeout = std::chrono::seconds{30};
+  /// URIs per release message.
+  size_t release_batch = 8192;
+  /// Longest a release waits in the queue before it is sent.
+  caf::timespan release_delay = std::chrono::milliseconds{5};
+};
+
+struct driver_state {
+  static inline const char* name = "objstore.driver";
+
+  struct pending_call {
+    uint32_t rank = 0;
+    std::string what;
+    std::function<void(caf::error)> fail;
+  };
+
+  driver_actor_options options;
+  std::vector<worker_actor> workers;
+  /// Per rank: empty while alive, else why it was lost.
+  std::vector<std::string> lost;
+  std::shared_ptr<release_sink> sink;
+  std::vector<std::vector<std::string>> queued_releases;
+  bool flush_scheduled = false;
+  uint64_t next_call = 1;
+  std::unordered_map<uint64_t, pending_call> pending;
+  driver_stats counters;
+  std::vector<char> scratch;
+};
+
+/// Behaviour of the driver actor (see `driver_actor` in messages/).
+driver_actor::behavior_type
+driver_actor_impl(driver_actor::stateful_pointer<driver_state> self,
+                  std::vector<worker_actor> workers,
+                  std::shared_ptr<release_sink> sink,
+                  driver_actor_options options);
+
+} // namespace objstore

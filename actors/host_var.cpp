@@ -1,0 +1,59 @@
+#include "actors/host_var.hpp"
+
+#include <caf/send.hpp>
+
+#include "messages/atoms.hpp"
+
+namespace objstore {
+
+void release_sink::push(uint32_t rank, std::string uri) {
+  caf::actor wake;
+  {
+    std::lock_guard guard{mtx_};
+    queue_.emplace_back(rank, std::move(uri));
+    if (queue_.size() == 1 || queue_.size() % wake_every_ == 0)
+      wake = driver_;
+  }
+  if (wake)
+    caf::anon_send(wake, release_atom::value);
+}
+
+std::vector<std::pair<uint32_t, std::string>> release_sink::drain() {
+  std::lock_guard guard{mtx_};
+  return std::exchange(queue_, {});
+}
+
+void release_sink::attach(caf::actor driver) {
+  std::lock_guard guard{mtx_};
+  driver_ = std::move(driver);
+}
+
+remote_ref::remote_ref(uint32_t rank, std::string uri,
+                       std::shared_ptr<release_sink> sink)
+    : rank_(rank), uri_(std::move(uri)), sink_(std::move(sink)) {
+  if (sink_)
+    sink_->live.fetch_add(1, std::memory_order_relaxed);
+}
+
+remote_ref::~remote_ref() {
+  if (sink_) {
+    sink_->live.fetch_sub(1, std::memory_order_relaxed);
+    sink_->push(rank_, std::move(uri_));
+  }
+}
+
+std::optional<std::string> host_var::uri(uint32_t rank) const {
+  if (!has(rank))
+    return std::nullopt;
+  return parts_[rank]->uri();
+}
+
+std::vector<uint32_t> host_var::parties() const {
+  std::vector<uint32_t> result;
+  for (uint32_t i = 0; i < parts_.size(); ++i)
+    if (parts_[i])
+      result.push_back(i);
+  return result;
+}
+
+} // namespace objstore

@@ -1,0 +1,34 @@
+#pragma once
+
+#include <atomic>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "actors/op_registry.hpp"
+#include "messages/graph.hpp"
+
+namespace objstore {
+
+/// Outputs of one local graph run.
+struct run_outcome {
+  std::vector<value_ptr> outputs;
+  /// Per output: produced by a revealing op.
+  std::vector<bool> revealed;
+};
+
+/// Validates `g` against `registry`: structure (validate_structure), known
+/// opcodes, input arity and declared output count. Errors are `op_failed`
+/// naming the op.
+caf::error validate(const graph& g, const op_registry& registry);
+
+/// Executes `g` on one node: runs ops in order, frees each intermediate
+/// after its last use, stops at the first failing op. Errors: `op_failed`
+/// naming the op and the kernel's message, `cancelled`,
+/// `resource_exhausted` (allocation failure). Never throws.
+caf::expected<run_outcome> execute(const graph& g,
+                                   std::vector<value_ptr> inputs,
+                                   const op_registry& registry,
+                                   const std::atomic<bool>* cancel = nullptr);
+
+} // namespace objstore

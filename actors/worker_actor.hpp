@@ -1,0 +1,48 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include <caf/actor_addr.hpp>
+
+#include "actors/node.hpp"
+#include "actors/reference_table.hpp"
+#include "messages/interfaces.hpp"
+
+namespace objstore {
+
+/// State of a worker actor. Only the worker actor touches it.
+struct worker_state {
+  static inline const char* name = "objstore.worker";
+
+  node_options options;
+  std::shared_ptr<object_store> objects;
+  std::shared_ptr<const op_registry> ops;
+  std::shared_ptr<std::atomic<bool>> stopping;
+  store_actor store;
+  reference_table refs;
+
+  struct session {
+    session_id id = 0;
+    std::string name;
+  };
+  std::unordered_map<caf::actor_addr, session> sessions;
+  session_id next_session = 1;
+
+  uint64_t next_task = 1;
+  worker_stats counters;
+};
+
+/// Behaviour of the worker actor (see `worker_actor` in messages/):
+/// sessions, the reference table, fetch policy, and task execution in
+/// spawned task actors so the worker's mailbox stays responsive.
+worker_actor::behavior_type
+worker_actor_impl(worker_actor::stateful_pointer<worker_state> self,
+                  node_options options, std::shared_ptr<object_store> objects,
+                  store_actor store,
+                  std::shared_ptr<std::atomic<bool>> stopping);
+
+} // namespace objstore

@@ -1,0 +1,108 @@
+#pragma once
+
+// The typed actor interfaces of objstore. Every remote interaction goes
+// through one of these, so the compiler checks each message and CAF refuses
+// to connect mismatched peers (`unexpected_actor_messaging_interface`).
+//
+// Errors are `objstore::errc` codes (store/error.hpp) in `caf::error`.
+// "Idempotent" means sending the same request twice has the effect of
+// sending it once.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "messages/atoms.hpp"
+#include "messages/protocol.hpp"
+
+namespace objstore {
+
+/// The front door of a worker node: what drivers (and the operator CLI)
+/// talk to. The sender's actor address identifies its session; the worker
+/// monitors each session and drops its holds when it goes down.
+using worker_actor = caf::typed_actor<
+    /// Opens (or re-opens) the sender's session. Idempotent. No errors.
+    caf::replies_to<hello_atom>::with<session_info>,
+    /// Stores a driver value; the session holds it and may fetch it under
+    /// `revealed-only`. Not idempotent (a new mem:// id each time). Errors:
+    /// invalid_uri, unsupported_scheme, permission_denied (fs root),
+    /// resource_exhausted, io_error.
+    caf::replies_to<put_atom, put_request>::with<std::string>,
+    /// Runs a graph on this worker's values; replies output URIs held by the
+    /// session. Not idempotent. Errors: invalid_uri, not_found and
+    /// permission_denied (inputs), op_failed (naming the op), cancelled,
+    /// resource_exhausted.
+    caf::replies_to<run_atom, task_request>::with<task_reply>,
+    /// Returns an object's value if the fetch policy allows it. Idempotent.
+    /// Errors: invalid_uri, not_found, permission_denied.
+    caf::replies_to<fetch_atom, std::string>::with<wire_value>,
+    /// Drops one hold of the session per listed URI (batched). Not
+    /// idempotent; unknown or excess releases are counted, never fatal.
+    caf::reacts_to<release_atom, std::vector<std::string>>,
+    /// Erases a persistent fs:// object (or a mem:// object the session
+    /// holds). Idempotent except for the reply. Errors: invalid_uri,
+    /// not_found, permission_denied.
+    caf::replies_to<erase_atom, std::string>::with<bool>,
+    /// Counters. Idempotent.
+    caf::replies_to<stats_atom>::with<worker_stats>,
+    /// Object listing with holders, pins and age. Idempotent.
+    caf::replies_to<objects_atom>::with<std::vector<object_record>>,
+    /// Closes the sender's session, dropping all its holds; replies how many
+    /// holds were dropped. Idempotent.
+    caf::replies_to<close_atom>::with<uint64_t>,
+    /// Liveness probe. Idempotent.
+    caf::replies_to<ping_atom>::with<ping_atom>>;
+
+/// A node's object store as an actor, for embedders and node-local use.
+/// Runs detached, so file IO never blocks the worker. Holds no references:
+/// objects stored through it live until erased.
+using store_actor = caf::typed_actor<
+    /// Stores a value under `target` (empty: new mem:// URI). Errors as
+    /// object_store::put.
+    caf::replies_to<put_atom, wire_value, std::string>::with<std::string>,
+    /// Returns a value. Idempotent. Errors: invalid_uri, not_found,
+    /// corrupt_data, unsupported_scheme.
+    caf::replies_to<get_atom, std::string>::with<wire_value>,
+    /// Erases a value. Errors: invalid_uri, not_found.
+    caf::replies_to<erase_atom, std::string>::with<bool>,
+    /// Returns whether a value exists. Idempotent.
+    caf::replies_to<exists_atom, std::string>::with<bool>,
+    /// Lists the stored objects. Idempotent.
+    caf::replies_to<objects_atom>::with<std::vector<object_record>>,
+    /// Object and byte totals. Idempotent.
+    caf::replies_to<stats_atom>::with<worker_stats>>;
+
+/// Moves objects between nodes (worker to worker, never via the driver).
+/// Placeholder until the transfer issue: answers `unsupported`.
+using transfer_actor = caf::typed_actor<
+    /// Pushes `uri` to the node whose transfer endpoint is given; replies the
+    /// URI on the target. Errors: unsupported (for now).
+    caf::replies_to<transfer_atom, std::string,
+                    std::string>::with<std::string>>;
+
+/// The driver side, in the driver's process: fans requests out to the
+/// workers by rank, enforces timeouts, turns a dead worker into
+/// `object_lost` at once, counts control-plane bytes and batches releases.
+using driver_actor = caf::typed_actor<
+    /// Opens a session on every worker; replies their session infos.
+    caf::replies_to<hello_atom>::with<std::vector<session_info>>,
+    caf::replies_to<put_atom, uint32_t, put_request>::with<std::string>,
+    caf::replies_to<run_atom, uint32_t, task_request>::with<task_reply>,
+    caf::replies_to<fetch_atom, uint32_t, std::string>::with<wire_value>,
+    caf::replies_to<erase_atom, uint32_t, std::string>::with<bool>,
+    /// Queues releases; they go out batched (count or timer, or `flush`).
+    caf::reacts_to<release_atom, uint32_t, std::vector<std::string>>,
+    /// Wake-up from the release sink (handles dropped in this process).
+    caf::reacts_to<release_atom>,
+    /// Sends every queued release now. Replies the number sent.
+    caf::replies_to<flush_atom>::with<uint64_t>,
+    caf::replies_to<stats_atom>::with<driver_stats>,
+    caf::replies_to<stats_atom, uint32_t>::with<worker_stats>,
+    caf::replies_to<objects_atom, uint32_t>::with<std::vector<object_record>>,
+    /// Closes the driver's sessions on every live worker.
+    caf::replies_to<close_atom>::with<uint64_t>>;
+
+} // namespace objstore

@@ -1,0 +1,158 @@
+#pragma once
+
+// The request and reply types of objstore's actors. Values only travel
+// inside `wire_value` (driver puts, fetch replies, transfers); everything
+// else is control plane: URIs, graphs, ids, counters.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+
+#include "messages/graph.hpp"
+#include "messages/wire_value.hpp"
+
+namespace objstore {
+
+/// Fetch policy of a worker (DESIGN.md §9).
+enum class fetch_policy : uint8_t {
+  /// Nothing is fetchable.
+  deny,
+  /// Outputs of `reveal` ops and objects the fetching session put itself.
+  revealed_only,
+  /// Every object the fetching session holds.
+  allow,
+};
+
+std::string_view to_string(fetch_policy x);
+
+/// Parses "deny", "revealed-only" or "allow"; `invalid_argument` otherwise.
+caf::expected<fetch_policy> parse_fetch_policy(std::string_view text);
+
+/// Reply to `hello`: who the worker is. Opening a session is idempotent.
+struct session_info {
+  uint32_t rank = 0;
+  std::string node_id;
+  fetch_policy policy = fetch_policy::deny;
+  /// Port of the node's data connection (transfer actor), 0 if none.
+  uint16_t data_port = 0;
+};
+
+/// A driver put: store `value` on the worker. `target` empty means a new
+/// `mem://` object; otherwise an `fs://` URI to write.
+struct put_request {
+  wire_value value;
+  std::string target;
+};
+
+/// Run `program` on one worker. `inputs[i]` binds `program.inputs[i]`.
+struct task_request {
+  uint64_t task_id = 0;
+  graph program;
+  std::vector<std::string> inputs;
+};
+
+/// URIs of the outputs of a task, in `program.outputs` order. The session
+/// holds one reference on each (a graph output that is a graph input gets
+/// one more hold on that input).
+struct task_reply {
+  uint64_t task_id = 0;
+  std::vector<std::string> outputs;
+};
+
+/// Holds of one session on one object.
+struct holder_record {
+  std::string session;
+  uint32_t count = 0;
+};
+
+/// One object of a worker, as listed by `objects` (cf. `ray memory`).
+struct object_record {
+  std::string uri;
+  uint64_t size_bytes = 0;
+  std::vector<holder_record> holders;
+  uint32_t pins = 0;
+  int64_t age_ms = 0;
+  bool revealed = false;
+};
+
+/// Counters of one worker.
+struct worker_stats {
+  uint32_t rank = 0;
+  uint64_t mem_objects = 0;
+  uint64_t mem_bytes = 0;
+  uint64_t fs_objects = 0;
+  uint64_t fs_bytes = 0;
+  uint64_t sessions = 0;
+  uint64_t tasks_run = 0;
+  uint64_t tasks_failed = 0;
+  uint64_t tasks_running = 0;
+  uint64_t fetches = 0;
+  uint64_t fetches_denied = 0;
+  uint64_t release_msgs = 0;
+  uint64_t releases = 0;
+  uint64_t unknown_releases = 0;
+  uint64_t pinned_objects = 0;
+};
+
+/// Counters of a driver: what crossed its control plane.
+struct driver_stats {
+  uint64_t bytes_sent = 0;
+  uint64_t bytes_received = 0;
+  uint64_t requests = 0;
+  uint64_t release_msgs = 0;
+  uint64_t releases = 0;
+  uint64_t live_handles = 0;
+};
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_info& x) {
+  return f(caf::meta::type_name("objstore::session_info"), x.rank, x.node_id,
+           x.policy, x.data_port);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, put_request& x) {
+  return f(caf::meta::type_name("objstore::put_request"), x.value, x.target);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task_request& x) {
+  return f(caf::meta::type_name("objstore::task_request"), x.task_id, x.program,
+           x.inputs);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, task_reply& x) {
+  return f(caf::meta::type_name("objstore::task_reply"), x.task_id, x.outputs);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, holder_record& x) {
+  return f(caf::meta::type_name("objstore::holder_record"), x.session, x.count);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, object_record& x) {
+  return f(caf::meta::type_name("objstore::object_record"), x.uri, x.size_bytes,
+           x.holders, x.pins, x.age_ms, x.revealed);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
+  return f(caf::meta::type_name("objstore::worker_stats"), x.rank,
+           x.mem_objects, x.mem_bytes, x.fs_objects, x.fs_bytes, x.sessions,
+           x.tasks_run, x.tasks_failed, x.tasks_running, x.fetches,
+           x.fetches_denied, x.release_msgs, x.releases, x.unknown_releases,
+           x.pinned_objects);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, driver_stats& x) {
+  return f(caf::meta::type_name("objstore::driver_stats"), x.bytes_sent,
+           x.bytes_received, x.requests, x.release_msgs, x.releases,
+           x.live_handles);
+}
+
+} // namespace objstore
