@@ -2,11 +2,11 @@
 
 #include <cstring>
 #include <sstream>
+#include <stdexcept>
 
 #include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
-#include <boost/serialization/string.hpp>
-#include <boost/serialization/vector.hpp>
+#include <boost/serialization/split_member.hpp>
 #include <boost/serialization/version.hpp>
 
 #define XXH_INLINE_ALL
@@ -28,28 +28,74 @@ struct block_header {
   uint8_t type = 0; // dtype
   std::vector<int64_t> shape;
   uint64_t size = 0; // payload bytes
-
-  template <class Archive>
-  void serialize(Archive& ar, unsigned /* version */) {
-    ar & name & type & shape & size;
-  }
 };
 
+/// The Boost-archived header. Written field by field (counts as u64, then
+/// raw elements) instead of through Boost's container support, because
+/// loading checks every count against the header's real size before
+/// allocating: a crafted count must not make the decoder allocate gigabytes
+/// (Boost's vector and string loaders resize to whatever count they read).
 struct value_header {
   uint8_t kind = 0; // value_kind
   std::vector<block_header> blocks;
 
-  template <class Archive>
-  void serialize(Archive& ar, unsigned /* version */) {
-    ar & kind & blocks;
+  /// Bytes of the archived header; bounds every count while loading.
+  uint64_t input_size = 0;
+
+  template<class Archive>
+  void save(Archive& ar, unsigned /* version */) const {
+    ar << kind;
+    uint64_t count = blocks.size();
+    ar << count;
+    for (auto& b : blocks) {
+      uint64_t name_size = b.name.size();
+      ar << name_size;
+      ar.save_binary(b.name.data(), b.name.size());
+      ar << b.type;
+      uint64_t rank = b.shape.size();
+      ar << rank;
+      ar.save_binary(b.shape.data(), rank * sizeof(int64_t));
+      ar << b.size;
+    }
   }
+
+  template<class Archive>
+  void load(Archive& ar, unsigned /* version */) {
+    ar >> kind;
+    uint64_t count = 0;
+    ar >> count;
+    check_count(count, 1);
+    for (uint64_t i = 0; i < count; ++i) {
+      block_header b;
+      uint64_t name_size = 0;
+      ar >> name_size;
+      check_count(name_size, 1);
+      b.name.resize(name_size);
+      ar.load_binary(b.name.data(), name_size);
+      ar >> b.type;
+      uint64_t rank = 0;
+      ar >> rank;
+      check_count(rank, sizeof(int64_t));
+      b.shape.resize(rank);
+      ar.load_binary(b.shape.data(), rank * sizeof(int64_t));
+      ar >> b.size;
+      blocks.push_back(std::move(b));
+    }
+  }
+
+  void check_count(uint64_t count, uint64_t element_size) const {
+    if (count > input_size / element_size)
+      throw std::length_error("header count " + std::to_string(count)
+                              + " exceeds the header size");
+  }
+
+  BOOST_SERIALIZATION_SPLIT_MEMBER()
 };
 
 } // namespace
 
 } // namespace objstore
 
-BOOST_CLASS_VERSION(objstore::block_header, 1)
 BOOST_CLASS_VERSION(objstore::value_header, 1)
 
 namespace objstore {
@@ -70,6 +116,10 @@ uint64_t get_le(const std::byte* in, size_t n) {
 
 block_header describe_block(const std::string& name, const tensor& t) {
   return {name, static_cast<uint8_t>(t.type()), t.shape(), t.size_bytes()};
+}
+
+std::span<const std::byte> bytes_of(const buffer_ptr& data) {
+  return data ? data->bytes() : std::span<const std::byte>{};
 }
 
 caf::error corrupt(const std::string& what, const std::string& why) {
@@ -109,19 +159,18 @@ encoded_value encode_pieces(const value& x) {
   switch (x.kind()) {
     case value_kind::tensor:
       hdr.blocks.push_back(describe_block({}, x.as_tensor()));
-      out.blocks.push_back(x.as_tensor().data()->bytes());
+      out.blocks.push_back(bytes_of(x.as_tensor().data()));
       break;
     case value_kind::table:
       for (auto& col : x.as_table().columns()) {
         hdr.blocks.push_back(describe_block(col.name, col.data));
-        out.blocks.push_back(col.data.data()->bytes());
+        out.blocks.push_back(bytes_of(col.data.data()));
       }
       break;
     case value_kind::bytes: {
       auto& b = x.as_bytes();
       hdr.blocks.push_back({{}, 0, {}, b.size_bytes()});
-      if (b.data())
-        out.blocks.push_back(b.data()->bytes());
+      out.blocks.push_back(bytes_of(b.data()));
       break;
     }
   }
@@ -173,7 +222,7 @@ caf::expected<value_ptr> decode(byte_source& src, const std::string& what) {
     auto total = src.remaining();
     if (total < prefix_size + trailer_size)
       return corrupt(what, "truncated encoding (" + std::to_string(total)
-                             + " bytes)");
+                               + " bytes)");
     std::byte prefix[prefix_size];
     if (!src.read(prefix, prefix_size))
       return corrupt(what, "read failed");
@@ -181,8 +230,8 @@ caf::expected<value_ptr> decode(byte_source& src, const std::string& what) {
       return corrupt(what, "bad magic (not an objstore encoding)");
     auto version = get_le(prefix + 4, 4);
     if (version == 0 || version > codec_version)
-      return corrupt(what, "unsupported encoding version "
-                             + std::to_string(version));
+      return corrupt(what,
+                     "unsupported encoding version " + std::to_string(version));
     auto header_size = get_le(prefix + 8, 8);
     if (header_size > max_codec_header_size
         || header_size > src.remaining() - trailer_size)
@@ -195,6 +244,7 @@ caf::expected<value_ptr> decode(byte_source& src, const std::string& what) {
     if (get_le(prefix + 16, 8) != XXH3_64bits(header.data(), header.size()))
       return corrupt(what, "header checksum mismatch");
     value_header hdr;
+    hdr.input_size = header_size;
     {
       std::istringstream in{header};
       boost::archive::binary_iarchive ar{in, boost::archive::no_header};
@@ -211,7 +261,7 @@ caf::expected<value_ptr> decode(byte_source& src, const std::string& what) {
       return corrupt(what, "payload size mismatch (truncated or padded)");
     auto* state = XXH3_createState();
     std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> guard{
-      state, &XXH3_freeState};
+        state, &XXH3_freeState};
     XXH3_64bits_reset(state);
     XXH3_64bits_update(state, prefix, prefix_size);
     XXH3_64bits_update(state, header.data(), header.size());

@@ -22,7 +22,7 @@ caf::error sys_error(const uri& id, std::string_view what, int code) {
   auto ec = code == ENOSPC || code == EDQUOT ? errc::resource_exhausted
                                              : errc::io_error;
   return make_error(ec, "'" + id.str() + "': " + std::string{what} + ": "
-                          + std::strerror(code));
+                            + std::strerror(code));
 }
 
 bool is_under(const fs::path& p, const fs::path& root) {
@@ -97,7 +97,7 @@ std::string random_suffix() {
 } // namespace
 
 file_backend::file_backend(file_backend_options options)
-  : options_(std::move(options)) {
+    : options_(std::move(options)) {
   // nop
 }
 
@@ -114,9 +114,9 @@ file_backend::make(file_backend_options options) {
     fs::create_directories(root, ec);
     auto canonical = fs::canonical(root, ec);
     if (ec || !fs::is_directory(canonical))
-      return make_error(errc::io_error, "fs root '" + root.string()
-                                          + "' is not a usable directory: "
-                                          + ec.message());
+      return make_error(errc::io_error,
+                        "fs root '" + root.string()
+                            + "' is not a usable directory: " + ec.message());
     result->roots_.push_back(canonical);
   }
   if (result->options_.clean_temp_files) {
@@ -146,7 +146,7 @@ caf::expected<fs::path> file_backend::resolve(const uri& id) const {
     if (part == ".." || part == ".")
       return make_error(errc::permission_denied,
                         "'" + id.str()
-                          + "': path components '.' and '..' are refused");
+                            + "': path components '.' and '..' are refused");
   if (is_temp_name(p))
     return make_error(errc::permission_denied,
                       "'" + id.str() + "': reserved temp file name");
@@ -157,9 +157,19 @@ caf::expected<fs::path> file_backend::resolve(const uri& id) const {
   if (ec)
     return make_error(errc::permission_denied,
                       "'" + id.str() + "': cannot resolve: " + ec.message());
-  for (auto& root : roots_)
-    if (is_under(real, root) && real != root)
-      return real;
+  for (auto& root : roots_) {
+    if (!is_under(real, root) || real == root)
+      continue;
+    // weakly_canonical leaves a dangling symlink (and what follows it)
+    // unresolved; it may point anywhere, so refuse it rather than write
+    // through or over it.
+    for (auto p = real; p != root; p = p.parent_path())
+      if (fs::is_symlink(fs::symlink_status(p, ec)))
+        return make_error(errc::permission_denied, "'" + id.str()
+                                                       + "': dangling symlink '"
+                                                       + p.string() + "'");
+    return real;
+  }
   return make_error(errc::permission_denied,
                     "'" + id.str() + "': outside the configured fs roots");
 }
@@ -174,17 +184,18 @@ caf::error file_backend::put(const uri& id, const value_ptr& x) {
   auto dir = path->parent_path();
   fs::create_directories(dir, ec);
   if (ec)
-    return make_error(errc::io_error, "'" + id.str()
-                                        + "': cannot create directory: "
-                                        + ec.message());
+    return make_error(errc::io_error,
+                      "'" + id.str()
+                          + "': cannot create directory: " + ec.message());
   if (fs::is_directory(*path, ec))
     return make_error(errc::invalid_uri,
                       "'" + id.str() + "': names a directory");
-  auto tmp = dir / (std::string{temp_prefix} + path->filename().string() + "-"
-                    + random_suffix());
+  auto tmp = dir
+             / (std::string{temp_prefix} + path->filename().string() + "-"
+                + random_suffix());
   auto pieces = encode_pieces(*x);
-  fd_guard file{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-                       0644)};
+  fd_guard file{
+      ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644)};
   if (file.fd < 0)
     return sys_error(id, "cannot create temp file", errno);
   auto fail = [&](std::string_view what, int code) {
@@ -198,7 +209,8 @@ caf::error file_backend::put(const uri& id, const value_ptr& x) {
       return fail("write failed", code);
   unsigned char trailer[8];
   for (int i = 0; i < 8; ++i)
-    trailer[i] = static_cast<unsigned char>((pieces.checksum >> (8 * i)) & 0xFF);
+    trailer[i]
+        = static_cast<unsigned char>((pieces.checksum >> (8 * i)) & 0xFF);
   if (auto code = write_all(file.fd, trailer, sizeof(trailer)))
     return fail("write failed", code);
   if (options_.sync && ::fsync(file.fd) != 0)
@@ -278,9 +290,8 @@ caf::expected<std::vector<object_info>> file_backend::list() {
         result.push_back({std::move(*id), i->file_size(ec)});
     }
     if (ec)
-      return make_error(errc::io_error, "cannot list fs root '"
-                                          + root.string()
-                                          + "': " + ec.message());
+      return make_error(errc::io_error, "cannot list fs root '" + root.string()
+                                            + "': " + ec.message());
   }
   return result;
 }

@@ -1,5 +1,7 @@
 #include "store/object_store.hpp"
 
+#include <limits>
+
 #include "store/error.hpp"
 #include "store/file_backend.hpp"
 #include "store/memory_backend.hpp"
@@ -15,12 +17,22 @@ mem_id_generator make_ids(const std::string& node_id) {
 } // namespace
 
 object_store::object_store(object_store_options options)
-  : options_(std::move(options)), ids_(make_ids(options_.node_id)) {
+    : options_(std::move(options)), ids_(make_ids(options_.node_id)) {
   register_backend(std::make_shared<memory_backend>());
 }
 
 caf::expected<std::unique_ptr<object_store>>
 object_store::make(object_store_options options) {
+  if (!options.node_id.empty()) {
+    // The longest id this prefix will produce must be a valid mem:// URI.
+    auto longest = "mem://" + options.node_id + "-"
+                   + std::to_string(std::numeric_limits<uint64_t>::max());
+    if (auto parsed = uri::parse(longest); !parsed)
+      return make_error(errc::invalid_argument,
+                        "node id '" + options.node_id.substr(0, 200)
+                            + "' does not make valid mem:// ids: "
+                            + message_of(parsed.error()));
+  }
   auto result = std::make_unique<object_store>(options);
   if (!options.fs_roots.empty()) {
     file_backend_options fs_opts;
@@ -45,7 +57,7 @@ caf::expected<backend*> object_store::backend_for(objstore::scheme x,
   if (i == backends_.end())
     return make_error(errc::unsupported_scheme,
                       "'" + id.str() + "': no " + std::string{to_string(x)}
-                        + ":// backend on this node");
+                          + ":// backend on this node");
   return i->second.get();
 }
 
@@ -57,8 +69,9 @@ caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id) {
   if (options_.max_object_size > 0 && size > options_.max_object_size)
     return make_error(errc::resource_exhausted,
                       "'" + target.str() + "': object of "
-                        + std::to_string(size) + " bytes exceeds the limit of "
-                        + std::to_string(options_.max_object_size));
+                          + std::to_string(size)
+                          + " bytes exceeds the limit of "
+                          + std::to_string(options_.max_object_size));
   auto b = backend_for(target.scheme(), target);
   if (!b)
     return b.error();
@@ -69,11 +82,11 @@ caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id) {
     if (auto old = (*b)->get(target); old)
       replaced = (*old)->size_bytes();
     if (used - replaced + size > options_.memory_limit)
-      return make_error(errc::resource_exhausted,
-                        "'" + target.str() + "': storing "
-                          + std::to_string(size) + " bytes exceeds the memory "
-                          + "limit (" + std::to_string(used) + " of "
-                          + std::to_string(options_.memory_limit) + " used)");
+      return make_error(
+          errc::resource_exhausted,
+          "'" + target.str() + "': storing " + std::to_string(size)
+              + " bytes exceeds the memory " + "limit (" + std::to_string(used)
+              + " of " + std::to_string(options_.memory_limit) + " used)");
     if (auto err = (*b)->put(target, x))
       return err;
     return target;

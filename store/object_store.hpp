@@ -15,6 +15,7 @@ namespace objstore {
 /// Options of one node's object store.
 struct object_store_options {
   /// Prefix of generated `mem://` ids; empty draws a random node id.
+  /// Characters are `[A-Za-z0-9._-]` (checked by `make`).
   std::string node_id;
 
   /// Upper bound for the payload bytes of all `mem://` objects; 0 = none.
@@ -51,7 +52,8 @@ struct store_stats {
 class object_store {
 public:
   /// Builds a store with a memory backend and, when `fs_roots` is not empty,
-  /// a file backend. Errors are those of file_backend::make.
+  /// a file backend. Errors: `invalid_argument` for a node id that does not
+  /// make valid `mem://` ids, and those of file_backend::make.
   static caf::expected<std::unique_ptr<object_store>>
   make(object_store_options options);
 

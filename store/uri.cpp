@@ -24,8 +24,7 @@ caf::error bad(std::string_view text, std::string_view why) {
   std::string shown{text.substr(0, 200)};
   if (text.size() > 200)
     shown += "...";
-  return make_error(errc::invalid_uri,
-                    "'" + shown + "': " + std::string{why});
+  return make_error(errc::invalid_uri, "'" + shown + "': " + std::string{why});
 }
 
 caf::error check_mem(std::string_view text, std::string_view key) {
@@ -101,7 +100,7 @@ caf::expected<uri> uri::parse(std::string_view text) {
     std::string shown{text.substr(0, 200)};
     return make_error(errc::unsupported_scheme,
                       "'" + shown + "': unknown scheme '" + std::string{name}
-                        + "' (known: mem, fs, oss)");
+                          + "' (known: mem, fs, oss)");
   }
   if (err)
     return err;
@@ -128,7 +127,7 @@ mem_id_generator::mem_id_generator() {
 }
 
 mem_id_generator::mem_id_generator(std::string prefix)
-  : prefix_(std::move(prefix)) {
+    : prefix_(std::move(prefix)) {
   // nop
 }
 

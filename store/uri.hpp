@@ -91,7 +91,7 @@ private:
 
 } // namespace objstore
 
-template <>
+template<>
 struct std::hash<objstore::uri> {
   size_t operator()(const objstore::uri& x) const noexcept {
     return std::hash<std::string>{}(x.str());

@@ -75,8 +75,10 @@ buffer::~buffer() {
 
 namespace {
 
-// Returns the element count, or -1 on a negative dimension or overflow.
-int64_t element_count(const std::vector<int64_t>& shape) {
+// Returns the element count, or -1 on a negative dimension or when the
+// byte size (count * dtype_size) overflows; a wrapped byte size would let a
+// small buffer pass as a huge tensor.
+int64_t element_count(const std::vector<int64_t>& shape, dtype type) {
   int64_t n = 1;
   for (auto dim : shape) {
     if (dim < 0)
@@ -85,6 +87,9 @@ int64_t element_count(const std::vector<int64_t>& shape) {
       return -1;
     n *= dim;
   }
+  auto elem = static_cast<int64_t>(dtype_size(type));
+  if (n > std::numeric_limits<int64_t>::max() / elem)
+    return -1;
   return n;
 }
 
@@ -103,18 +108,18 @@ std::string shape_string(const std::vector<int64_t>& shape) {
 
 caf::expected<tensor> tensor::make(dtype type, std::vector<int64_t> shape,
                                    buffer_ptr data) {
-  auto n = element_count(shape);
+  auto n = element_count(shape, type);
   if (n < 0)
     return make_error(errc::invalid_argument,
                       "invalid tensor shape " + shape_string(shape));
   auto expected_size = static_cast<size_t>(n) * dtype_size(type);
   auto actual_size = data ? data->size() : 0;
   if (expected_size != actual_size)
-    return make_error(errc::invalid_argument,
-                      "tensor " + std::string{to_string(type)}
-                        + shape_string(shape) + " needs "
-                        + std::to_string(expected_size) + " bytes, buffer has "
-                        + std::to_string(actual_size));
+    return make_error(
+        errc::invalid_argument,
+        "tensor " + std::string{to_string(type)} + shape_string(shape)
+            + " needs " + std::to_string(expected_size) + " bytes, buffer has "
+            + std::to_string(actual_size));
   tensor result;
   result.type_ = type;
   result.shape_ = std::move(shape);
@@ -124,7 +129,7 @@ caf::expected<tensor> tensor::make(dtype type, std::vector<int64_t> shape,
 
 std::pair<tensor, std::byte*> tensor::allocate(dtype type,
                                                std::vector<int64_t> shape) {
-  auto n = element_count(shape);
+  auto n = element_count(shape, type);
   if (n < 0)
     throw std::invalid_argument("invalid tensor shape " + shape_string(shape));
   auto buf = buffer::allocate(static_cast<size_t>(n) * dtype_size(type));
@@ -168,9 +173,9 @@ caf::expected<table> table::make(std::vector<column> columns) {
     if (col.data.shape()[0] != columns.front().data.shape()[0])
       return make_error(errc::invalid_argument,
                         "table column '" + col.name + "' has "
-                          + std::to_string(col.data.shape()[0])
-                          + " rows, expected "
-                          + std::to_string(columns.front().data.shape()[0]));
+                            + std::to_string(col.data.shape()[0])
+                            + " rows, expected "
+                            + std::to_string(columns.front().data.shape()[0]));
   }
   table result;
   result.columns_ = std::move(columns);

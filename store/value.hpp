@@ -38,33 +38,33 @@ caf::expected<dtype> parse_dtype(std::string_view name);
 size_t dtype_size(dtype x) noexcept;
 
 /// Maps a C++ element type to its dtype.
-template <class T>
+template<class T>
 struct dtype_of;
-template <>
+template<>
 struct dtype_of<bool> {
   static constexpr dtype value = dtype::bool_;
 };
-template <>
+template<>
 struct dtype_of<int8_t> {
   static constexpr dtype value = dtype::int8;
 };
-template <>
+template<>
 struct dtype_of<uint8_t> {
   static constexpr dtype value = dtype::uint8;
 };
-template <>
+template<>
 struct dtype_of<int32_t> {
   static constexpr dtype value = dtype::int32;
 };
-template <>
+template<>
 struct dtype_of<int64_t> {
   static constexpr dtype value = dtype::int64;
 };
-template <>
+template<>
 struct dtype_of<float> {
   static constexpr dtype value = dtype::float32;
 };
-template <>
+template<>
 struct dtype_of<double> {
   static constexpr dtype value = dtype::float64;
 };
@@ -100,26 +100,27 @@ private:
 using buffer_ptr = std::shared_ptr<const buffer>;
 
 /// Dense n-dimensional array in row-major order. The shape may hold zeros
-/// (an empty tensor); a scalar has an empty shape and one element.
+/// (an empty tensor); a scalar has an empty shape and one element. A
+/// default-constructed tensor is an empty float64 vector (shape {0}).
 class tensor {
 public:
   /// Builds a tensor over `data`; errors (`invalid_argument`) when the
-  /// buffer size does not equal product(shape) * dtype_size, or a dimension
-  /// is negative.
+  /// buffer size does not equal product(shape) * dtype_size, a dimension
+  /// is negative, or that byte size does not fit in int64.
   static caf::expected<tensor> make(dtype type, std::vector<int64_t> shape,
                                     buffer_ptr data);
 
-  /// Allocates a tensor and returns it with its writable buffer.
+  /// Allocates a tensor and returns it with its writable buffer; throws
+  /// `std::invalid_argument` on a shape `make` refuses.
   static std::pair<tensor, std::byte*> allocate(dtype type,
                                                 std::vector<int64_t> shape);
 
   /// Copies `values` into a new tensor (convenience for tests and drivers).
-  template <class T>
+  template<class T>
   static tensor from(std::vector<int64_t> shape, std::span<const T> values);
 
-  template <class T>
-  static tensor from(std::vector<int64_t> shape,
-                     const std::vector<T>& values) {
+  template<class T>
+  static tensor from(std::vector<int64_t> shape, const std::vector<T>& values) {
     if constexpr (std::is_same_v<T, bool>) {
       std::vector<uint8_t> tmp(values.begin(), values.end());
       auto t = from<uint8_t>(std::move(shape), std::span<const uint8_t>{tmp});
@@ -142,7 +143,7 @@ public:
   }
 
   /// Typed view; the caller must know the dtype (checked in debug builds).
-  template <class T>
+  template<class T>
   std::span<const T> values() const noexcept {
     return {reinterpret_cast<const T*>(raw()),
             static_cast<size_t>(num_elements())};
@@ -153,7 +154,7 @@ public:
 
 private:
   dtype type_ = dtype::float64;
-  std::vector<int64_t> shape_;
+  std::vector<int64_t> shape_ = {0};
   buffer_ptr data_;
 };
 
@@ -240,12 +241,12 @@ private:
 
 using value_ptr = std::shared_ptr<const value>;
 
-template <class T>
+template<class T>
 value_ptr make_value(T x) {
   return std::make_shared<const value>(std::move(x));
 }
 
-template <class T>
+template<class T>
 tensor tensor::from(std::vector<int64_t> shape, std::span<const T> values) {
   auto [t, out] = allocate(dtype_of<T>::value, std::move(shape));
   if (values.size() != static_cast<size_t>(t.num_elements()))
