@@ -72,6 +72,9 @@ public:
     return entries_;
   }
 
+  /// Counts a release that names no valid URI.
+  void count_unknown() noexcept { ++unknown_releases_; }
+
   uint64_t releases() const noexcept { return releases_; }
   uint64_t unknown_releases() const noexcept { return unknown_releases_; }
   uint64_t pinned_objects() const noexcept;

@@ -334,8 +334,10 @@ worker_actor_impl(self_ptr self, node_options options,
           return;
         for (auto& text : texts) {
           auto id = uri::parse(text);
-          if (!id)
-            continue; // counted as unknown below
+          if (!id) {
+            st.refs.count_unknown();
+            continue;
+          }
           if (st.refs.release(*id, s))
             erase_free(self, *id);
         }
