@@ -1,0 +1,131 @@
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/expected.hpp>
+
+#include "store/value.hpp"
+
+namespace objstore {
+
+/// Tuning of a node's data plane.
+struct data_plane_options {
+  /// Interface the data listener binds (port is always ephemeral).
+  std::string bind_host = "127.0.0.1";
+  /// Payload bytes per chunk frame.
+  size_t chunk_size = 1u << 20;
+  /// Unacknowledged bytes per transfer (credit window): bounds the memory
+  /// a transfer needs beyond the source and target buffers.
+  size_t window = 8u << 20;
+  /// Inbound transfers served at once; more are refused.
+  size_t max_incoming = 16;
+  /// Deadline of every socket read or write.
+  std::chrono::milliseconds io_timeout{30'000};
+  /// Largest accepted inbound object (encoded bytes); 0 = no limit.
+  uint64_t max_object_size = 0;
+  /// Hand values to a data plane of the same process by pointer (no bytes
+  /// copied). Off to force the TCP path (tests, benchmarks).
+  bool local_shortcut = true;
+};
+
+/// Counters of a data plane (monotonic; `max_in_flight` is a high mark).
+struct data_plane_counters {
+  std::atomic<uint64_t> transfers_out{0};
+  std::atomic<uint64_t> transfers_in{0};
+  std::atomic<uint64_t> failed_out{0};
+  std::atomic<uint64_t> failed_in{0};
+  std::atomic<uint64_t> bytes_out{0};
+  std::atomic<uint64_t> bytes_in{0};
+  std::atomic<uint64_t> max_in_flight{0};
+  std::atomic<uint64_t> rejected_chunks{0};
+  std::atomic<uint64_t> local_handoffs{0};
+};
+
+/// Who an expected inbound transfer is for.
+struct transfer_ticket {
+  std::string token;
+  uint64_t session = 0;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+/// Stores a received value for the ticket's session; returns its URI.
+using adopt_fn = std::function<caf::expected<std::string>(
+    const transfer_ticket&, value_ptr)>;
+
+/// Worker-to-worker data movement over a dedicated TCP connection per
+/// transfer, next to (never inside) CAF's BASP connection, so bulk bytes
+/// never queue in front of control messages.
+///
+/// Protocol (little-endian): the sender connects and sends `hello`
+/// ("OSXF", version, 32-char token, total bytes), then `chunk` frames
+/// {type=1, length, offset} + payload carrying the value's codec encoding
+/// (store/codec.hpp). The receiver reads payloads straight into the final
+/// buffers (decode), answers `credit` frames {type=2, 0, bytes consumed}
+/// every half window, and ends with `ok` {type=3, n} + URI or `error`
+/// {type=4, n, code} + message. A chunk whose offset is not the next
+/// expected byte (duplicate, out of order) fails the transfer; a partial
+/// object is never stored. Tokens are one-shot and expire.
+///
+/// Thread-safety: all members may be called from any thread. Inbound
+/// transfers run on their own threads; `send` blocks its caller.
+class data_plane : public std::enable_shared_from_this<data_plane> {
+public:
+  /// Binds the listener and starts accepting.
+  static caf::expected<std::shared_ptr<data_plane>>
+  start(data_plane_options options, adopt_fn adopt);
+
+  ~data_plane();
+
+  /// Stops accepting, aborts inbound transfers and joins their threads.
+  void stop();
+
+  uint16_t port() const noexcept { return port_; }
+
+  /// Registers an expected inbound transfer for `session`; returns the
+  /// one-shot token the sender must present before `deadline`.
+  std::string expect(uint64_t session,
+                     std::chrono::steady_clock::time_point deadline);
+
+  /// Sends `x` to the data plane at host:port under `token`; blocks until
+  /// the target stored it and returns the URI there. Errors: `object_lost`
+  /// (connection refused or broken), `timeout`, the target's error.
+  caf::expected<std::string> send(const std::string& host, uint16_t port,
+                                  const std::string& token, value_ptr x);
+
+  const data_plane_counters& counters() const noexcept { return counters_; }
+  const data_plane_options& options() const noexcept { return options_; }
+
+private:
+  data_plane(data_plane_options options, adopt_fn adopt);
+
+  void accept_loop();
+  void serve(int fd);
+  caf::expected<transfer_ticket> claim(const std::string& token);
+  caf::expected<std::string> deliver_local(const std::string& token,
+                                           value_ptr x);
+
+  data_plane_options options_;
+  adopt_fn adopt_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::thread acceptor_;
+  std::mutex mtx_;
+  std::condition_variable idle_;
+  std::map<std::string, transfer_ticket> expected_;
+  std::vector<int> active_fds_;
+  size_t active_ = 0;
+  data_plane_counters counters_;
+};
+
+} // namespace objstore
