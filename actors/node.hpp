@@ -7,6 +7,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
 
+#include "actors/data_plane.hpp"
 #include "actors/op_registry.hpp"
 #include "messages/interfaces.hpp"
 #include "store/object_store.hpp"
@@ -24,6 +25,8 @@ struct node_options {
   fetch_policy policy = fetch_policy::revealed_only;
   /// Opcodes this node executes; null means the built-ins.
   std::shared_ptr<const op_registry> ops;
+  /// The node's worker-to-worker data connection.
+  data_plane_options data;
 };
 
 /// The actors of one node and its shared state.

@@ -1,0 +1,167 @@
+#include "config/config.hpp"
+
+#include <filesystem>
+#include <set>
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+
+#include "actors/local_cluster.hpp"
+#include "store/error.hpp"
+
+namespace objstore {
+
+namespace {
+
+caf::error bad(const std::string& key, const std::string& why) {
+  return make_error(errc::invalid_argument, "objstore." + key + ": " + why);
+}
+
+} // namespace
+
+const std::vector<std::string>& config::option_names() {
+  static const std::vector<std::string> names{"role",
+                                              "rank",
+                                              "host",
+                                              "port",
+                                              "port-file",
+                                              "cluster",
+                                              "fs-roots",
+                                              "memory-limit",
+                                              "max-object-size",
+                                              "fetch-policy",
+                                              "timeout",
+                                              "chunk-size",
+                                              "window",
+                                              "heartbeat-interval",
+                                              "heartbeat-timeout",
+                                              "demo-rows",
+                                              "demo-seed"};
+  return names;
+}
+
+config::config() {
+  configure_system(*this);
+  opt_group{custom_options_, "objstore"}
+      .add(role, "role", "worker (serve a node) or driver (run the demo job)")
+      .add(rank, "rank", "this worker's rank (position in objstore.cluster)")
+      .add(host, "host", "interface the worker and its data plane bind")
+      .add(port, "port", "port the worker publishes on (0: pick a free one)")
+      .add(port_file, "port-file", "write the bound port to this file")
+      .add(cluster, "cluster", "worker endpoints host:port in rank order")
+      .add(fs_roots, "fs-roots", "absolute directories for fs:// objects")
+      .add(memory_limit, "memory-limit", "limit for mem:// bytes (0: none)")
+      .add(max_object_size, "max-object-size",
+           "largest accepted object in bytes (0: none)")
+      .add(fetch_policy, "fetch-policy", "deny, revealed-only or allow")
+      .add(timeout, "timeout", "deadline of every remote request")
+      .add(chunk_size, "chunk-size", "transfer chunk size in bytes")
+      .add(window, "window", "transfer bytes in flight per transfer")
+      .add(heartbeat_interval, "heartbeat-interval",
+           "heartbeat period between nodes (0: off)")
+      .add(heartbeat_timeout, "heartbeat-timeout",
+           "drop a peer silent for this long")
+      .add(demo_rows, "demo-rows", "demo job: rows per party")
+      .add(demo_seed, "demo-seed", "demo job: data seed");
+}
+
+caf::error config::load(int argc, char** argv) {
+  if (auto err = parse(argc, argv))
+    return make_error(errc::invalid_argument,
+                      "bad configuration: " + caf::to_string(err));
+  for (auto& arg : remainder)
+    return make_error(errc::invalid_argument,
+                      "unexpected argument '" + arg
+                          + "' (options need --name=value)");
+  // CAF accepts unknown INI keys silently: check the objstore group.
+  if (auto i = content.find("objstore"); i != content.end()) {
+    if (auto group = caf::get_if<caf::settings>(&i->second)) {
+      auto& names = option_names();
+      for (auto& [key, value] : *group)
+        if (std::find(names.begin(), names.end(), key) == names.end())
+          return make_error(errc::invalid_argument,
+                            "unknown option 'objstore." + key + "'");
+    }
+  }
+  if (auto err = validate())
+    return err;
+  if (heartbeat_interval.count() > 0) {
+    set("middleman.heartbeat-interval", heartbeat_interval);
+    set("middleman.connection-timeout", heartbeat_timeout);
+  }
+  return {};
+}
+
+caf::error config::validate() const {
+  if (role != "worker" && role != "driver")
+    return bad("role", "'" + role + "' is neither worker nor driver");
+  if (port > 65535)
+    return bad("port", std::to_string(port) + " is not a port");
+  if (auto p = parse_fetch_policy(fetch_policy); !p)
+    return bad("fetch-policy", message_of(p.error()));
+  for (auto& root : fs_roots)
+    if (!std::filesystem::path{root}.is_absolute())
+      return bad("fs-roots", "'" + root + "' is not an absolute path");
+  if (timeout.count() <= 0)
+    return bad("timeout", "must be positive");
+  if (chunk_size == 0 || chunk_size > (64u << 20))
+    return bad("chunk-size", "must be 1 byte .. 64 MiB");
+  if (window < chunk_size)
+    return bad("window", "must be at least chunk-size");
+  if (heartbeat_interval.count() > 0 && heartbeat_timeout <= heartbeat_interval)
+    return bad("heartbeat-timeout", "must exceed heartbeat-interval");
+  if (role == "driver" && cluster.empty())
+    return bad("cluster", "a driver needs the worker endpoints");
+  if (!cluster.empty()) {
+    if (auto spec = make_cluster_spec(); !spec)
+      return bad("cluster", message_of(spec.error()));
+    if (role == "worker" && rank >= cluster.size())
+      return bad("rank", std::to_string(rank) + " is outside the cluster of "
+                             + std::to_string(cluster.size()));
+  }
+  return {};
+}
+
+caf::expected<node_options> config::make_node_options() const {
+  node_options result;
+  result.rank = static_cast<uint32_t>(rank);
+  auto policy = parse_fetch_policy(fetch_policy);
+  if (!policy)
+    return std::move(policy.error());
+  result.policy = *policy;
+  result.store.memory_limit = memory_limit;
+  result.store.max_object_size = max_object_size;
+  for (auto& root : fs_roots)
+    result.store.fs_roots.emplace_back(root);
+  result.data = make_data_plane_options();
+  return result;
+}
+
+data_plane_options config::make_data_plane_options() const {
+  data_plane_options result;
+  result.bind_host = host;
+  result.chunk_size = chunk_size;
+  result.window = window;
+  result.max_object_size = max_object_size;
+  result.io_timeout
+      = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+  return result;
+}
+
+caf::expected<cluster_spec> config::make_cluster_spec() const {
+  std::string joined;
+  for (auto& ep : cluster) {
+    if (!joined.empty())
+      joined += ',';
+    joined += ep;
+  }
+  return cluster_spec::parse(joined);
+}
+
+driver_actor_options config::make_driver_options() const {
+  driver_actor_options result;
+  result.timeout = timeout;
+  return result;
+}
+
+} // namespace objstore

@@ -1,0 +1,85 @@
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/actor_system_config.hpp>
+#include <caf/timespan.hpp>
+
+#include "actors/data_plane.hpp"
+#include "actors/driver.hpp"
+#include "actors/node.hpp"
+
+namespace objstore {
+
+/// The one configuration of an objstore process. Every option is declared
+/// once (in the constructor) with its default and help text, and is read
+/// from `caf-application.ini` (or `--config-file=`) and the command line
+/// (`--objstore.rank=1`; the command line wins).
+///
+/// CAF 0.17 silently ignores unknown INI keys and some bad values, so
+/// `load` validates on its own: unknown `objstore.*` keys, missing required
+/// keys and bad values are errors naming the key.
+class config : public caf::actor_system_config {
+public:
+  /// "worker" (serve a node) or "driver" (run the demo job).
+  std::string role = "worker";
+  /// This worker's rank: its position in `cluster`.
+  size_t rank = 0;
+  /// Interface the worker (and its data plane) binds.
+  std::string host = "127.0.0.1";
+  /// Port the worker publishes on; 0 picks a free port.
+  size_t port = 0;
+  /// Write the bound port to this file once listening (for scripts).
+  std::string port_file;
+  /// Worker endpoints "host:port" in rank order (driver and CLI).
+  std::vector<std::string> cluster;
+  /// Directories that may hold fs:// objects (absolute paths).
+  std::vector<std::string> fs_roots;
+  /// Limit for mem:// payload bytes; 0 = none.
+  size_t memory_limit = 0;
+  /// Largest accepted object in bytes; 0 = none.
+  size_t max_object_size = 0;
+  /// deny | revealed-only | allow.
+  std::string fetch_policy = "revealed-only";
+  /// Deadline of every remote request.
+  caf::timespan timeout = std::chrono::seconds{30};
+  /// Transfer chunk size in bytes.
+  size_t chunk_size = 1u << 20;
+  /// Transfer credit window in bytes (bytes in flight per transfer).
+  size_t window = 8u << 20;
+  /// Heartbeat period between nodes; a silent peer is dropped after
+  /// `heartbeat_timeout`. 0 disables heartbeats.
+  caf::timespan heartbeat_interval = std::chrono::milliseconds{500};
+  caf::timespan heartbeat_timeout = std::chrono::seconds{3};
+  /// Demo job: rows per party and the data seed.
+  size_t demo_rows = 200'000;
+  size_t demo_seed = 7;
+
+  config();
+
+  /// Parses INI file and command line, then validates. Returns an error
+  /// naming the offending key or value; prints nothing.
+  caf::error load(int argc, char** argv);
+
+  /// Validates the parsed values (also called by `load`).
+  caf::error validate() const;
+
+  /// Options of a worker node built from this config.
+  caf::expected<node_options> make_node_options() const;
+
+  /// Data plane options built from this config.
+  data_plane_options make_data_plane_options() const;
+
+  /// Cluster spec built from `cluster`.
+  caf::expected<cluster_spec> make_cluster_spec() const;
+
+  /// Driver options built from this config.
+  driver_actor_options make_driver_options() const;
+
+  /// Names of all declared `objstore.*` options.
+  static const std::vector<std::string>& option_names();
+};
+
+} // namespace objstore
