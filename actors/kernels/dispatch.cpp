@@ -1,5 +1,7 @@
 #include "actors/kernels/dispatch.hpp"
 
+#include "actors/kernels/detail/kernel_util.hpp"
+
 namespace objstore::kernels {
 
 caf::expected<const tensor*> tensor_arg(const kernel_context& ctx,
@@ -36,6 +38,45 @@ std::string describe_tensor(const tensor& t) {
   }
   out += ']';
   return out;
+}
+
+// -- internal helpers (detail/kernel_util.hpp)
+// ---------------------------------
+
+std::string describe_shape(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += std::to_string(shape[i]);
+  }
+  out += ']';
+  return out;
+}
+
+caf::expected<dtype> dtype_attr(const kernel_context& ctx,
+                                std::string_view name, dtype fallback) {
+  auto* a = ctx.node().find_attr(name, attr_type::str);
+  if (a == nullptr)
+    return fallback;
+  auto type = parse_dtype(a->s);
+  if (!type)
+    return ctx.fail("attribute '" + std::string{name} + "': unknown dtype '"
+                    + a->s + "'");
+  return *type;
+}
+
+caf::expected<std::vector<int64_t>> shape_attr(const kernel_context& ctx,
+                                               std::string_view name) {
+  auto shape = ctx.node().attr_i64s(name);
+  if (!shape)
+    return shape.error();
+  for (auto d : *shape)
+    if (d < 0)
+      return ctx.fail("attribute '" + std::string{name}
+                      + "' has a negative dimension: "
+                      + describe_shape(*shape));
+  return shape;
 }
 
 } // namespace objstore::kernels

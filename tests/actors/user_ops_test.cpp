@@ -1,0 +1,187 @@
+// Embedders register their own ops (kernel plus shape/dtype rule) next to
+// the built-ins and run them through objstore::execute; unknown opcodes are
+// rejected with op_failed.
+
+#include <stdexcept>
+
+#include "actors/kernels/dispatch.hpp"
+#include "tests/actors/kernel_test_support.hpp"
+
+using namespace objstore;
+using namespace objstore::testing;
+
+namespace {
+
+// A user op: y = x * factor + 1 on float64 vectors.
+caf::error axpb_check(const op& node, std::span<const value_ptr> args) {
+  auto& x = *args[0];
+  if (!x.is_tensor() || x.as_tensor().type() != dtype::float64
+      || x.as_tensor().rank() != 1)
+    return make_error(errc::op_failed, "op '" + node.opcode
+                                           + "': expects a float64 vector, got "
+                                           + x.summary());
+  return {};
+}
+
+kernel_result axpb(kernel_context& ctx, std::span<const value_ptr> args) {
+  auto factor = ctx.node().attr_f64("factor");
+  if (!factor)
+    return factor.error();
+  auto& x = args[0]->as_tensor();
+  auto [out, raw] = tensor::allocate(dtype::float64, x.shape());
+  auto* in = x.values<double>().data();
+  auto* z = reinterpret_cast<double*>(raw);
+  for (int64_t i = 0; i < x.num_elements(); ++i)
+    z[i] = in[i] * *factor + 1;
+  return kernels::one(make_value(std::move(out)));
+}
+
+// A generic user op over every dtype with two outputs: (x, count as int64).
+kernel_result with_count(kernel_context& ctx, std::span<const value_ptr> args) {
+  auto x = kernels::tensor_arg(ctx, args, 0);
+  if (!x)
+    return x.error();
+  auto n = kernels::visit_dtype((*x)->type(), [&](auto tag) {
+    return static_cast<int64_t>((*x)->values<decltype(tag)>().size());
+  });
+  return std::vector<value_ptr>{args[0], scalar<int64_t>(n)};
+}
+
+std::shared_ptr<op_registry> user_registry() {
+  auto registry = op_registry::with_builtins();
+  EXPECT_FALSE(registry->add({"axpb", 1, 1, 1, axpb_check, axpb, false}));
+  EXPECT_FALSE(registry->add({"with_count", 1, 1, 2, {}, with_count, false}));
+  return registry;
+}
+
+TEST(user_ops, run_next_to_builtins_in_one_graph) {
+  auto registry = user_registry();
+  graph_builder b;
+  auto x = b.input();
+  auto y = b.add("axpb", {x}, {make_attr("factor", 2.0)});
+  auto z = b.add("mul", {y, y});
+  auto outs = b.add_n("with_count", {z}, 2);
+  b.output(b.add("sum", {outs[0]}));
+  b.output(outs[1]);
+  auto g = b.build();
+  EXPECT_FALSE(validate(g, *registry));
+  auto result = execute(g, {tens<double>({3}, {0, 1, 2})}, *registry);
+  ASSERT_TRUE(result) << describe(result.error());
+  // (1, 3, 5) squared and summed.
+  EXPECT_EQ(vals<double>(result->outputs[0]), (std::vector<double>{35}));
+  EXPECT_EQ(vals<int64_t>(result->outputs[1]), (std::vector<int64_t>{3}));
+}
+
+TEST(user_ops, check_function_rejects_bad_inputs_before_the_kernel) {
+  auto registry = user_registry();
+  auto bad = run_op("axpb", {tens<float>({2}, {1, 2})},
+                    {make_attr("factor", 2.0)}, 1, *registry);
+  EXPECT_TRUE(fails_naming(bad, "axpb", "float64 vector"));
+  auto matrix = run_op("axpb", {tens<double>({1, 1}, {1})},
+                       {make_attr("factor", 2.0)}, 1, *registry);
+  EXPECT_TRUE(fails_naming(matrix, "axpb", "float64 vector"));
+  auto no_attr = run_op("axpb", {tens<double>({1}, {1})}, {}, 1, *registry);
+  EXPECT_TRUE(fails_naming(no_attr, "axpb", "factor"));
+  auto arity = run_op("with_count", {tens<double>({1}, {1})}, {}, 1, *registry);
+  EXPECT_TRUE(fails_naming(arity, "with_count", "outputs"));
+}
+
+TEST(user_ops, unknown_opcodes_fail_validation) {
+  auto registry = user_registry();
+  graph_builder b;
+  auto x = b.input();
+  b.output(b.add("no_such_op", {x}));
+  auto g = b.build();
+  auto err = validate(g, *registry);
+  EXPECT_EQ(code_of(err), errc::op_failed);
+  EXPECT_NE(message_of(err).find("'no_such_op'"), std::string::npos);
+  EXPECT_NE(message_of(err).find("unknown opcode"), std::string::npos);
+  auto run = execute(g, {scalar<double>(1)}, *registry);
+  EXPECT_TRUE(fails_naming(run, "no_such_op", "unknown opcode"));
+  // An embedder's registry without built-ins knows only its own ops.
+  op_registry only_user;
+  EXPECT_FALSE(only_user.add({"axpb", 1, 1, 1, axpb_check, axpb, false}));
+  EXPECT_TRUE(fails_naming(
+      run_op("add", {scalar<double>(1), scalar<double>(2)}, {}, 1, only_user),
+      "add", "unknown opcode"));
+  EXPECT_EQ(vals<double>(run_op("axpb", {tens<double>({1}, {1})},
+                                {make_attr("factor", 3)}, 1, only_user)
+                             ->front()),
+            (std::vector<double>{4}));
+}
+
+TEST(user_ops, registration_errors) {
+  op_registry r;
+  EXPECT_EQ(code_of(r.add({"", 0, 0, 1, {}, axpb, false})),
+            errc::invalid_argument);
+  EXPECT_EQ(code_of(r.add({"nokernel", 0, 0, 1, {}, {}, false})),
+            errc::invalid_argument);
+  EXPECT_FALSE(r.add({"axpb", 1, 1, 1, axpb_check, axpb, false}));
+  EXPECT_EQ(code_of(r.add({"axpb", 1, 1, 1, {}, axpb, false})),
+            errc::invalid_argument);
+  auto builtins = op_registry::with_builtins();
+  EXPECT_EQ(code_of(builtins->add({"add", 2, 2, 1, {}, axpb, false})),
+            errc::invalid_argument);
+}
+
+TEST(user_ops, throwing_kernels_become_op_failed) {
+  op_registry r;
+  EXPECT_FALSE(
+      r.add({"boom",
+             0,
+             0,
+             1,
+             {},
+             [](kernel_context&, std::span<const value_ptr>) -> kernel_result {
+               throw std::runtime_error("kaboom");
+             },
+             false}));
+  EXPECT_TRUE(fails_naming(run_op("boom", {}, {}, 1, r), "boom", "kaboom"));
+}
+
+TEST(user_ops, builtin_names_are_registered) {
+  auto names = op_registry::with_builtins()->names();
+  for (auto name : {"identity",
+                    "reveal",
+                    "checksum",
+                    "sleep",
+                    "add",
+                    "sub",
+                    "mul",
+                    "div",
+                    "neg",
+                    "minimum",
+                    "maximum",
+                    "eq",
+                    "ne",
+                    "lt",
+                    "le",
+                    "gt",
+                    "ge",
+                    "select",
+                    "cast",
+                    "sum",
+                    "mean",
+                    "min",
+                    "max",
+                    "matmul",
+                    "reshape",
+                    "slice",
+                    "concat",
+                    "transpose",
+                    "constant",
+                    "iota",
+                    "random_uniform",
+                    "make_table",
+                    "column",
+                    "num_rows",
+                    "select_columns",
+                    "filter",
+                    "sort_by_key",
+                    "hash_partition",
+                    "group_sum",
+                    "join"})
+    EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
+}
+
+} // namespace
