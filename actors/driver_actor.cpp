@@ -44,20 +44,21 @@ uint64_t message_size(self_ptr self, const Ts&... xs) {
 
 // -- calls to workers ---------------------------------------------------------
 
+std::string timeout_text(self_ptr self) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                self->state.options.timeout)
+                .count();
+  return "no reply within " + std::to_string(ms) + " ms";
+}
+
 caf::error translate(self_ptr self, const caf::error& err, uint32_t rank,
                      const std::string& what) {
   auto prefix = "rank " + std::to_string(rank) + ": ";
   if (err.category() == caf::atom("system")) {
     switch (static_cast<caf::sec>(err.code())) {
       case caf::sec::request_timeout:
-        return make_error(
-            errc::timeout,
-            prefix + what + ": no reply within "
-                + std::to_string(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(
-                        self->state.options.timeout)
-                        .count())
-                + " ms");
+        return make_error(errc::timeout,
+                          prefix + what + ": " + timeout_text(self));
       case caf::sec::request_receiver_down:
         return make_error(errc::object_lost,
                           prefix + what + ": worker is down");
@@ -70,9 +71,33 @@ caf::error translate(self_ptr self, const caf::error& err, uint32_t rank,
   return err;
 }
 
+void queue_release(self_ptr self, uint32_t rank, const std::string& uri) {
+  if (uri.rfind("mem://", 0) == 0) // only mem:// objects are counted
+    self->state.queued_releases[rank].push_back(uri);
+}
+
+/// A reply that arrived after its caller gave up: the objects it names are
+/// held by this session but no handle knows them, so release them.
+template<class Reply>
+void release_late(self_ptr, uint32_t, Reply&) {
+  // nop: nothing held
+}
+
+void release_late(self_ptr self, uint32_t rank, std::string& uri) {
+  queue_release(self, rank, uri);
+}
+
+void release_late(self_ptr self, uint32_t rank, task_reply& reply) {
+  for (auto& uri : reply.outputs)
+    queue_release(self, rank, uri);
+}
+
+void schedule_flush(self_ptr self);
+
 /// Sends a request to worker `rank` and calls exactly one of `ok` / `fail`:
-/// on the reply, on an error reply or timeout, or at once when the worker
-/// is (or goes) down.
+/// on the reply, on an error reply, at the caller's deadline (`timeout`),
+/// or at once when the worker is (or goes) down. The reply is awaited for
+/// `late_reply_window` past the deadline so a late one can be released.
 template<class Reply, class... Ts>
 void call(self_ptr self, uint32_t rank, std::string what,
           std::function<void(Reply&)> ok, std::function<void(caf::error)> fail,
@@ -94,12 +119,23 @@ void call(self_ptr self, uint32_t rank, std::string what,
   st.pending.emplace(id, driver_state::pending_call{rank, what, fail});
   st.counters.bytes_sent += message_size(self, xs...);
   ++st.counters.requests;
-  self->request(st.workers[rank], st.options.timeout, std::forward<Ts>(xs)...)
+  self->delayed_send(caf::actor_cast<driver_actor>(self), st.options.timeout,
+                     deadline_atom::value, id);
+  auto wait = st.options.timeout;
+  if (wait < caf::timespan::max() - st.options.late_reply_window)
+    wait += st.options.late_reply_window; // saturating: never overflows
+  self->request(st.workers[rank], wait, std::forward<Ts>(xs)...)
       .then(
-          [self, id, ok](Reply& reply) {
-            if (self->state.pending.erase(id) == 0)
-              return; // already failed (worker down)
-            self->state.counters.bytes_received += message_size(self, reply);
+          [self, id, rank, ok](Reply& reply) {
+            auto& st = self->state;
+            st.counters.bytes_received += message_size(self, reply);
+            if (st.pending.erase(id) == 0) {
+              if (st.lost[rank].empty()) {
+                release_late(self, rank, reply);
+                schedule_flush(self);
+              }
+              return; // the caller already failed (deadline or worker down)
+            }
             ok(reply);
           },
           [self, id, rank, what, fail](caf::error& err) {
@@ -107,6 +143,19 @@ void call(self_ptr self, uint32_t rank, std::string what,
               return;
             fail(translate(self, err, rank, what));
           });
+}
+
+/// Fails pending call `id` with `timeout` if it is still waiting.
+void on_deadline(self_ptr self, uint64_t id) {
+  auto& st = self->state;
+  auto i = st.pending.find(id);
+  if (i == st.pending.end())
+    return;
+  auto call = std::move(i->second);
+  st.pending.erase(i);
+  call.fail(make_error(errc::timeout, "rank " + std::to_string(call.rank) + ": "
+                                          + call.what + ": "
+                                          + timeout_text(self)));
 }
 
 template<class Reply, class... Ts>
@@ -302,6 +351,7 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         drain_sink(self);
         schedule_flush(self);
       },
+      [=](deadline_atom, uint64_t id) { on_deadline(self, id); },
       [=](flush_atom) -> uint64_t { return flush_all(self); },
       [=](stats_atom) -> driver_stats {
         auto result = self->state.counters;

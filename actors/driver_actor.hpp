@@ -21,6 +21,11 @@ struct driver_actor_options {
   /// when a peer process dies; the down message does (object_lost), and
   /// this bounds everything else.
   caf::timespan timeout = std::chrono::seconds{30};
+  /// How long after `timeout` the driver still awaits a worker's reply. A
+  /// put or run that completes late has created objects the session holds;
+  /// the driver releases them when the late reply arrives in this window
+  /// (past it they stay until the session closes).
+  caf::timespan late_reply_window = std::chrono::minutes{5};
   /// URIs per release message.
   size_t release_batch = 8192;
   /// Longest a release waits in the queue before it is sent.

@@ -59,6 +59,9 @@ public:
   /// killed and its port closed. Drivers see the worker go down.
   void kill(uint32_t rank);
 
+  /// Whether node `rank` is running (not killed).
+  bool alive(uint32_t rank) const { return !nodes_.at(rank)->killed; }
+
   /// The node's actors and store (in-process access for tests).
   const node_handles& node(uint32_t rank) const {
     return nodes_.at(rank)->handles;

@@ -23,5 +23,6 @@ using ping_atom = caf::atom_constant<caf::atom("os_ping")>;
 using transfer_atom = caf::atom_constant<caf::atom("os_xfer")>;
 using flush_atom = caf::atom_constant<caf::atom("os_flush")>;
 using cancel_atom = caf::atom_constant<caf::atom("os_cancel")>;
+using deadline_atom = caf::atom_constant<caf::atom("os_dline")>;
 
 } // namespace objstore

@@ -97,6 +97,10 @@ using driver_actor = caf::typed_actor<
     caf::reacts_to<release_atom, uint32_t, std::vector<std::string>>,
     /// Wake-up from the release sink (handles dropped in this process).
     caf::reacts_to<release_atom>,
+    /// Internal, sent by the driver actor to itself: the caller's deadline
+    /// of pending call `id` passed; fails it with `timeout` (the worker's
+    /// reply is still awaited, so objects it names can be released).
+    caf::reacts_to<deadline_atom, uint64_t>,
     /// Sends every queued release now. Replies the number sent.
     caf::replies_to<flush_atom>::with<uint64_t>,
     caf::replies_to<stats_atom>::with<driver_stats>,

@@ -37,6 +37,8 @@ struct session_info {
   fetch_policy policy = fetch_policy::deny;
   /// Port of the node's data connection (transfer actor), 0 if none.
   uint16_t data_port = 0;
+
+  friend bool operator==(const session_info&, const session_info&) = default;
 };
 
 /// A driver put: store `value` on the worker. `target` empty means a new
@@ -44,6 +46,8 @@ struct session_info {
 struct put_request {
   wire_value value;
   std::string target;
+
+  friend bool operator==(const put_request&, const put_request&) = default;
 };
 
 /// Run `program` on one worker. `inputs[i]` binds `program.inputs[i]`.
@@ -51,6 +55,8 @@ struct task_request {
   uint64_t task_id = 0;
   graph program;
   std::vector<std::string> inputs;
+
+  friend bool operator==(const task_request&, const task_request&) = default;
 };
 
 /// URIs of the outputs of a task, in `program.outputs` order. The session
@@ -59,12 +65,16 @@ struct task_request {
 struct task_reply {
   uint64_t task_id = 0;
   std::vector<std::string> outputs;
+
+  friend bool operator==(const task_reply&, const task_reply&) = default;
 };
 
 /// Holds of one session on one object.
 struct holder_record {
   std::string session;
   uint32_t count = 0;
+
+  friend bool operator==(const holder_record&, const holder_record&) = default;
 };
 
 /// One object of a worker, as listed by `objects` (cf. `ray memory`).
@@ -75,6 +85,8 @@ struct object_record {
   uint32_t pins = 0;
   int64_t age_ms = 0;
   bool revealed = false;
+
+  friend bool operator==(const object_record&, const object_record&) = default;
 };
 
 /// Counters of one worker.
@@ -94,6 +106,8 @@ struct worker_stats {
   uint64_t releases = 0;
   uint64_t unknown_releases = 0;
   uint64_t pinned_objects = 0;
+
+  friend bool operator==(const worker_stats&, const worker_stats&) = default;
 };
 
 /// Counters of a driver: what crossed its control plane.
@@ -104,6 +118,8 @@ struct driver_stats {
   uint64_t release_msgs = 0;
   uint64_t releases = 0;
   uint64_t live_handles = 0;
+
+  friend bool operator==(const driver_stats&, const driver_stats&) = default;
 };
 
 template<class Inspector>

@@ -1,0 +1,175 @@
+// Failures on the remote path: a worker dying mid-task turns into
+// `object_lost` at once (not at the timeout), a slow worker into
+// `timeout`, and the other ranks are unaffected.
+
+#include <gtest/gtest.h>
+
+#include <future>
+
+#include "actors/cluster_fixture.hpp"
+
+using namespace objstore;
+using namespace objstore::test;
+
+namespace {
+
+value_ptr small_tensor(std::vector<int64_t> xs) {
+  auto n = static_cast<int64_t>(xs.size());
+  return make_value(tensor::from<int64_t>({n}, xs));
+}
+
+/// Passes its input through after sleeping `ms` (cancellable).
+graph sleep_graph(int64_t ms) {
+  graph_builder b;
+  auto x = b.input();
+  b.output(b.add("sleep", {x}, {make_attr("ms", ms)}));
+  return b.build();
+}
+
+graph double_graph() {
+  graph_builder b;
+  auto x = b.input();
+  b.output(b.add("add", {x, x}));
+  return b.build();
+}
+
+using fault = cluster_fixture;
+
+/// A put, a run and a fetch on `rank` all succeed.
+void expect_serving(driver& d, uint32_t rank) {
+  SCOPED_TRACE("rank " + std::to_string(rank) + " still serves");
+  auto x = d.put(rank, small_tensor({int64_t{rank}, 1}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto y = d.run(double_graph(), {*x});
+  ASSERT_TRUE(y) << describe(y.error());
+  auto v = d.fetch((*y)[0], rank);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{2 * int64_t{rank}, 2}));
+}
+
+/// Waits until `rank` reports `n` running tasks.
+bool wait_running(driver& d, uint32_t rank, uint64_t n) {
+  return poll_until([&] {
+    auto ws = d.worker_stats_of(rank);
+    return ws && ws->tasks_running == n;
+  });
+}
+
+TEST_F(fault, worker_killed_mid_task_fails_with_object_lost_at_once) {
+  start();
+  auto& d = connect();
+  auto x = d.put(1, small_tensor({1}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto running = std::async(std::launch::async,
+                            [&] { return d.run(sleep_graph(20000), {*x}); });
+  ASSERT_TRUE(wait_running(d, 1, 1));
+  auto killed_at = std::chrono::steady_clock::now();
+  nodes().kill(1);
+  ASSERT_EQ(running.wait_for(5s), std::future_status::ready)
+      << "the driver kept waiting on a dead worker";
+  auto result = running.get();
+  auto took = elapsed_ms(killed_at);
+  auto why = expect_error(result, errc::object_lost);
+  EXPECT_NE(why.find("rank 1"), std::string::npos) << why;
+  EXPECT_NE(why.find(*x->uri(1)), std::string::npos) << why;
+  EXPECT_LT(took, 2000) << "object_lost must not wait for a timeout";
+  // The other ranks do not notice.
+  expect_serving(d, 0);
+  expect_serving(d, 2);
+  // Every later call on rank 1 fails at once, naming the rank.
+  auto t0 = std::chrono::steady_clock::now();
+  why = expect_error(d.fetch(*x, 1), errc::object_lost);
+  EXPECT_NE(why.find("rank 1"), std::string::npos) << why;
+  expect_error(d.put(1, small_tensor({2})), errc::object_lost);
+  expect_error(d.run(double_graph(), {*x}), errc::object_lost);
+  expect_error(d.worker_stats_of(1), errc::object_lost);
+  EXPECT_LT(elapsed_ms(t0), 500);
+  // Dropping handles on the lost rank is harmless.
+  x->reset();
+  ASSERT_TRUE(d.flush());
+  expect_serving(d, 0);
+}
+
+TEST_F(fault, all_pending_calls_on_a_killed_worker_fail) {
+  start();
+  auto& d = connect();
+  auto x = d.put(2, small_tensor({1}));
+  auto keep = d.put(0, small_tensor({9}));
+  ASSERT_TRUE(x && keep);
+  std::vector<std::future<caf::expected<std::vector<host_var>>>> calls;
+  for (int i = 0; i < 3; ++i)
+    calls.push_back(std::async(
+        std::launch::async, [&] { return d.run(sleep_graph(20000), {*x}); }));
+  ASSERT_TRUE(wait_running(d, 2, 3));
+  nodes().kill(2);
+  for (auto& call : calls) {
+    ASSERT_EQ(call.wait_for(5s), std::future_status::ready);
+    expect_error(call.get(), errc::object_lost);
+  }
+  auto v = d.fetch(*keep, 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v), std::vector<int64_t>{9});
+}
+
+TEST_F(fault, a_second_driver_learns_of_the_loss_too) {
+  start();
+  auto& first = connect();
+  auto& second = connect();
+  nodes().kill(0);
+  // Down messages are asynchronous: poll until each driver has its own.
+  for (auto* d : {&first, &second})
+    EXPECT_TRUE(poll_until([&] {
+      auto ws = d->worker_stats_of(0);
+      return !ws && code_of(ws.error()) == errc::object_lost;
+    }));
+  expect_error(first.put(0, small_tensor({1})), errc::object_lost);
+  expect_serving(first, 1);
+  expect_serving(second, 2);
+}
+
+TEST_F(fault, slow_worker_times_out) {
+  start();
+  driver_actor_options opts;
+  opts.timeout = 500ms;
+  auto& d = connect(opts);
+  auto x = d.put(0, small_tensor({1}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto t0 = std::chrono::steady_clock::now();
+  auto result = d.run(sleep_graph(3000), {*x});
+  auto took = elapsed_ms(t0);
+  auto why = expect_error(result, errc::timeout);
+  EXPECT_NE(why.find("rank 0"), std::string::npos) << why;
+  EXPECT_GE(took, 450);
+  EXPECT_LT(took, 2500) << "the driver's deadline was not applied";
+  // The worker is merely busy, not lost.
+  expect_serving(d, 0);
+  // Once the task ends, its orphaned output must not stay behind while
+  // the driver lives on (the driver never learnt its URI).
+  EXPECT_TRUE(wait_running(d, 0, 0));
+  EXPECT_TRUE(poll_until([&] { return mem_objects(0) == 1; }))
+      << mem_objects(0) << " objects on rank 0, expected only the input";
+}
+
+TEST_F(fault, worker_answers_while_a_kernel_runs) {
+  start();
+  auto& d = connect();
+  auto x = d.put(0, small_tensor({3}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto running = std::async(std::launch::async,
+                            [&] { return d.run(sleep_graph(1500), {*x}); });
+  ASSERT_TRUE(wait_running(d, 0, 1));
+  auto t0 = std::chrono::steady_clock::now();
+  auto v = d.fetch(*x, 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  auto y = d.run(double_graph(), {*x});
+  ASSERT_TRUE(y) << describe(y.error());
+  EXPECT_LT(elapsed_ms(t0), 1000) << "the worker blocked on the kernel";
+  EXPECT_EQ(running.wait_for(0s), std::future_status::timeout);
+  auto out = running.get();
+  ASSERT_TRUE(out) << describe(out.error());
+  auto w = d.fetch((*out)[0], 0);
+  ASSERT_TRUE(w) << describe(w.error());
+  EXPECT_EQ(int64_values(*w), std::vector<int64_t>{3});
+}
+
+} // namespace
