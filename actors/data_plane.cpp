@@ -308,6 +308,8 @@ void data_plane::stop() {
   std::unique_lock guard{mtx_};
   for (auto fd : active_fds_)
     ::shutdown(fd, SHUT_RDWR);
+  for (auto fd : outgoing_fds_)
+    ::shutdown(fd, SHUT_RDWR); // a stopping node abandons its sends
   idle_.wait(guard, [this] { return active_ == 0; });
 }
 
@@ -468,6 +470,19 @@ caf::expected<std::string> data_plane::send(const std::string& host,
       || found == nullptr)
     return fail(make_error(errc::object_lost, what + ": cannot resolve host"));
   fd_owner fd{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
+  {
+    std::lock_guard guard{mtx_};
+    if (stopping_) {
+      ::freeaddrinfo(found);
+      return fail(make_error(errc::object_lost, what + ": node is stopping"));
+    }
+    outgoing_fds_.push_back(fd.fd);
+  }
+  auto unregister = std::unique_ptr<void, std::function<void(void*)>>{
+      this, [this, sock = fd.fd](void*) {
+        std::lock_guard guard{mtx_};
+        std::erase(outgoing_fds_, sock);
+      }};
   set_socket_options(fd.fd, options_.io_timeout);
   auto rc = ::connect(fd.fd, found->ai_addr, found->ai_addrlen);
   auto connect_errno = errno;

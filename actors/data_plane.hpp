@@ -124,6 +124,7 @@ private:
   std::condition_variable idle_;
   std::map<std::string, transfer_ticket> expected_;
   std::vector<int> active_fds_;
+  std::vector<int> outgoing_fds_;
   size_t active_ = 0;
   data_plane_counters counters_;
 };

@@ -1,5 +1,6 @@
 #include "actors/driver.hpp"
 
+#include <future>
 #include <optional>
 
 #include <caf/all.hpp>
@@ -73,7 +74,11 @@ driver::connect(caf::actor_system& sys, const cluster_spec& spec,
                             + ep.str() + ": " + describe(w.error()));
     workers.push_back(std::move(*w));
   }
-  return attach(sys, std::move(workers), options);
+  auto result = attach(sys, std::move(workers), options);
+  if (result)
+    for (size_t r = 0; r < spec.workers.size(); ++r)
+      (*result)->hosts_[r] = spec.workers[r].host;
+  return result;
 }
 
 caf::expected<std::unique_ptr<driver>>
@@ -86,6 +91,8 @@ driver::attach(caf::actor_system& sys, std::vector<worker_actor> workers,
   // the actor's precise error wins.
   auto wait = options.timeout + std::chrono::seconds{2};
   std::unique_ptr<driver> result{new driver(sys, actor, sink, n, wait)};
+  result->transfer_wait_ = options.transfer_timeout + std::chrono::seconds{2};
+  result->hosts_.assign(n, "127.0.0.1");
   auto infos = result->ask<std::vector<session_info>>(hello_atom::value);
   if (!infos)
     return std::move(infos.error());
@@ -103,10 +110,15 @@ driver::~driver() {
 
 template<class Reply, class... Ts>
 caf::expected<Reply> driver::ask(Ts&&... xs) {
+  return ask_within<Reply>(wait_, std::forward<Ts>(xs)...);
+}
+
+template<class Reply, class... Ts>
+caf::expected<Reply> driver::ask_within(caf::timespan wait, Ts&&... xs) {
   caf::scoped_actor self{sys_};
   std::optional<Reply> value;
   caf::error err;
-  self->request(actor_, wait_, std::forward<Ts>(xs)...)
+  self->request(actor_, wait, std::forward<Ts>(xs)...)
       .receive([&](Reply& reply) { value = std::move(reply); },
                [&](caf::error& e) { err = std::move(e); });
   if (value)
@@ -238,6 +250,126 @@ caf::expected<std::vector<object_record>> driver::objects(uint32_t rank) {
 
 caf::expected<uint64_t> driver::flush() {
   return ask<uint64_t>(flush_atom::value);
+}
+
+caf::expected<host_var> driver::transfer(const host_var& x, uint32_t from,
+                                         uint32_t to) {
+  if (from >= world_size_ || to >= world_size_)
+    return make_error(errc::invalid_argument,
+                      "transfer between unknown ranks " + std::to_string(from)
+                          + " -> " + std::to_string(to));
+  auto uri = x.uri(from);
+  if (!uri)
+    return make_error(errc::invalid_argument,
+                      "variable has no value on rank " + std::to_string(from));
+  host_var result{world_size_};
+  if (from == to) {
+    result.set(to, x.part(from));
+    return result;
+  }
+  auto token = ask<std::string>(expect_atom::value, to);
+  if (!token)
+    return std::move(token.error());
+  auto moved = ask_within<std::string>(
+      transfer_wait_, push_atom::value, from, *uri, hosts_[to],
+      sessions_[to].data_port, std::move(*token));
+  if (!moved)
+    return std::move(moved.error());
+  result.set(to, adopt(to, std::move(*moved)));
+  return result;
+}
+
+caf::expected<host_var> driver::shuffle(const host_var& x,
+                                        const std::vector<int64_t>& routing) {
+  if (routing.size() > world_size_)
+    return make_error(errc::invalid_argument,
+                      "routing names " + std::to_string(routing.size())
+                          + " targets, world size is "
+                          + std::to_string(world_size_));
+  host_var result{world_size_};
+  std::vector<std::pair<uint32_t, std::future<caf::expected<host_var>>>> moves;
+  for (uint32_t target = 0; target < routing.size(); ++target) {
+    auto source = routing[target];
+    if (source < 0)
+      continue;
+    if (static_cast<size_t>(source) >= world_size_ || !x.has(source))
+      return make_error(errc::invalid_argument,
+                        "routing: rank " + std::to_string(source)
+                            + " holds no value for target "
+                            + std::to_string(target));
+    auto from = static_cast<uint32_t>(source);
+    moves.emplace_back(target, std::async(std::launch::async, [=, this] {
+                         return transfer(x, from, target);
+                       }));
+  }
+  caf::error first_error;
+  for (auto& [target, pending] : moves) {
+    auto moved = pending.get();
+    if (!moved) {
+      if (!first_error)
+        first_error = std::move(moved.error());
+      continue;
+    }
+    result.set(target, moved->part(target));
+  }
+  if (first_error)
+    return first_error;
+  return result;
+}
+
+caf::expected<host_var> driver::shuffle_by_key(const host_var& x,
+                                               const std::string& key) {
+  auto parties = x.parties();
+  if (parties.empty())
+    return make_error(errc::invalid_argument, "shuffle_by_key of an empty "
+                                              "variable");
+  auto n = parties.size();
+  // 1. Every holder splits its table into one part per target.
+  graph_builder split;
+  auto in = split.input();
+  for (auto id : split.add_n(
+           "hash_partition", {in}, n,
+           {make_attr("key", key), make_attr("n", static_cast<int64_t>(n))}))
+    split.output(id);
+  auto parts = run(split.build(), {x}, parties);
+  if (!parts)
+    return std::move(parts.error());
+  // 2. All-to-all: part i of every source moves to parties[i].
+  using move_result = std::future<caf::expected<host_var>>;
+  std::vector<std::vector<move_result>> incoming(n);
+  for (size_t i = 0; i < n; ++i)
+    for (auto source : parties)
+      incoming[i].push_back(std::async(std::launch::async, [&, i, source] {
+        return transfer((*parts)[i], source, parties[i]);
+      }));
+  std::vector<std::vector<host_var>> pieces(n);
+  caf::error first_error;
+  for (size_t i = 0; i < n; ++i)
+    for (auto& pending : incoming[i]) {
+      auto moved = pending.get();
+      if (!moved && !first_error)
+        first_error = std::move(moved.error());
+      if (moved)
+        pieces[i].push_back(std::move(*moved));
+    }
+  parts->clear();
+  if (first_error)
+    return first_error;
+  // 3. Each target concatenates its pieces in source rank order.
+  graph_builder join;
+  std::vector<value_id> ins;
+  for (size_t s = 0; s < n; ++s)
+    ins.push_back(join.input());
+  join.output(join.add("concat", ins));
+  auto joined = join.build();
+  host_var result{world_size_};
+  for (size_t i = 0; i < n; ++i) {
+    auto out = run(joined, pieces[i], {parties[i]});
+    if (!out)
+      return std::move(out.error());
+    result.set(parties[i], (*out)[0].part(parties[i]));
+  }
+  return result;
 }
 
 } // namespace objstore

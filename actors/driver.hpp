@@ -99,6 +99,25 @@ public:
   /// Sends queued releases now; returns the number of messages sent.
   caf::expected<uint64_t> flush();
 
+  /// Moves party `from`'s value of `x` to party `to`, worker to worker
+  /// over their data plane (never through the driver); the result holds
+  /// the new URI on `to`. Errors: object_lost (a side died), timeout,
+  /// permission_denied / not_found (the source), resource_exhausted.
+  caf::expected<host_var> transfer(const host_var& x, uint32_t from,
+                                   uint32_t to);
+
+  /// SIMP shuffle: `routing[target]` names the source party whose value of
+  /// `x` moves to `target` (-1: none). All moves run concurrently.
+  caf::expected<host_var> shuffle(const host_var& x,
+                                  const std::vector<int64_t>& routing);
+
+  /// Repartitions the tables of `x` by `key` so that equal keys end on one
+  /// party: hash-partition on every holder, all-to-all transfers, concat on
+  /// each target. Deterministic: rows keep their order within a source and
+  /// sources are concatenated in rank order.
+  caf::expected<host_var> shuffle_by_key(const host_var& x,
+                                         const std::string& key);
+
   /// Wraps a URI returned by a worker into a reference-counted handle.
   std::shared_ptr<const remote_ref> adopt(uint32_t rank, std::string uri);
 
@@ -110,11 +129,17 @@ private:
   template<class Reply, class... Ts>
   caf::expected<Reply> ask(Ts&&... xs);
 
+  template<class Reply, class... Ts>
+  caf::expected<Reply> ask_within(caf::timespan wait, Ts&&... xs);
+
   caf::actor_system& sys_;
   driver_actor actor_;
   std::shared_ptr<release_sink> sink_;
   size_t world_size_;
   caf::timespan wait_;
+  caf::timespan transfer_wait_;
+  /// Host of each rank (for the data plane); loopback when attached.
+  std::vector<std::string> hosts_;
   std::vector<session_info> sessions_;
   std::atomic<uint64_t> next_task_{1};
 };

@@ -99,9 +99,9 @@ void schedule_flush(self_ptr self);
 /// or at once when the worker is (or goes) down. The reply is awaited for
 /// `late_reply_window` past the deadline so a late one can be released.
 template<class Reply, class... Ts>
-void call(self_ptr self, uint32_t rank, std::string what,
-          std::function<void(Reply&)> ok, std::function<void(caf::error)> fail,
-          Ts&&... xs) {
+void call_within(self_ptr self, uint32_t rank, std::string what,
+                 caf::timespan timeout, std::function<void(Reply&)> ok,
+                 std::function<void(caf::error)> fail, Ts&&... xs) {
   auto& st = self->state;
   if (rank >= st.workers.size()) {
     fail(make_error(errc::invalid_argument,
@@ -119,9 +119,9 @@ void call(self_ptr self, uint32_t rank, std::string what,
   st.pending.emplace(id, driver_state::pending_call{rank, what, fail});
   st.counters.bytes_sent += message_size(self, xs...);
   ++st.counters.requests;
-  self->delayed_send(caf::actor_cast<driver_actor>(self), st.options.timeout,
+  self->delayed_send(caf::actor_cast<driver_actor>(self), timeout,
                      deadline_atom::value, id);
-  auto wait = st.options.timeout;
+  auto wait = timeout;
   if (wait < caf::timespan::max() - st.options.late_reply_window)
     wait += st.options.late_reply_window; // saturating: never overflows
   self->request(st.workers[rank], wait, std::forward<Ts>(xs)...)
@@ -145,6 +145,14 @@ void call(self_ptr self, uint32_t rank, std::string what,
           });
 }
 
+template<class Reply, class... Ts>
+void call(self_ptr self, uint32_t rank, std::string what,
+          std::function<void(Reply&)> ok, std::function<void(caf::error)> fail,
+          Ts&&... xs) {
+  call_within<Reply>(self, rank, std::move(what), self->state.options.timeout,
+                     std::move(ok), std::move(fail), std::forward<Ts>(xs)...);
+}
+
 /// Fails pending call `id` with `timeout` if it is still waiting.
 void on_deadline(self_ptr self, uint64_t id) {
   auto& st = self->state;
@@ -159,15 +167,24 @@ void on_deadline(self_ptr self, uint64_t id) {
 }
 
 template<class Reply, class... Ts>
-caf::result<Reply> forward(self_ptr self, uint32_t rank, std::string what,
-                           Ts&&... xs) {
+caf::result<Reply> forward_within(self_ptr self, uint32_t rank,
+                                  std::string what, caf::timespan timeout,
+                                  Ts&&... xs) {
   auto rp = self->make_response_promise<Reply>();
-  call<Reply>(
-      self, rank, std::move(what),
+  call_within<Reply>(
+      self, rank, std::move(what), timeout,
       [rp](Reply& reply) mutable { rp.deliver(std::move(reply)); },
       [rp](caf::error err) mutable { rp.deliver(std::move(err)); },
       std::forward<Ts>(xs)...);
   return rp;
+}
+
+template<class Reply, class... Ts>
+caf::result<Reply> forward(self_ptr self, uint32_t rank, std::string what,
+                           Ts&&... xs) {
+  return forward_within<Reply>(self, rank, std::move(what),
+                               self->state.options.timeout,
+                               std::forward<Ts>(xs)...);
 }
 
 // -- releases -----------------------------------------------------------------
@@ -352,6 +369,19 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         schedule_flush(self);
       },
       [=](deadline_atom, uint64_t id) { on_deadline(self, id); },
+      [=](expect_atom, uint32_t rank) -> caf::result<std::string> {
+        return forward<std::string>(self, rank, "expect transfer",
+                                    expect_atom::value);
+      },
+      [=](push_atom, uint32_t rank, std::string& uri, std::string& host,
+          uint16_t port, std::string& token) -> caf::result<std::string> {
+        auto what
+            = "transfer " + uri + " to " + host + ":" + std::to_string(port);
+        return forward_within<std::string>(
+            self, rank, std::move(what), self->state.options.transfer_timeout,
+            push_atom::value, std::move(uri), std::move(host), port,
+            std::move(token));
+      },
       [=](flush_atom) -> uint64_t { return flush_all(self); },
       [=](stats_atom) -> driver_stats {
         auto result = self->state.counters;

@@ -21,6 +21,8 @@ struct driver_actor_options {
   /// when a peer process dies; the down message does (object_lost), and
   /// this bounds everything else.
   caf::timespan timeout = std::chrono::seconds{30};
+  /// Deadline of a worker-to-worker transfer (bulk data).
+  caf::timespan transfer_timeout = std::chrono::minutes{10};
   /// How long after `timeout` the driver still awaits a worker's reply. A
   /// put or run that completes late has created objects the session holds;
   /// the driver releases them when the late reply arrives in this window

@@ -44,6 +44,7 @@ local_cluster::start(local_cluster_options options) {
     opts.policy = options.policy;
     opts.ops = options.ops;
     opts.store.memory_limit = options.memory_limit;
+    opts.data = options.data;
     if (options.fs_roots) {
       rt->fs_root = result->temp_dir_ / ("node" + std::to_string(rank));
       opts.store.fs_roots = {rt->fs_root};

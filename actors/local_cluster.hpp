@@ -25,6 +25,14 @@ struct local_cluster_options {
   std::shared_ptr<const op_registry> ops;
   /// Timeout and release batching of drivers from `connect()`.
   driver_actor_options driver;
+  /// Data plane of every node. Transfers go over loopback TCP unless
+  /// `data.local_shortcut` is set (then they hand values over by pointer,
+  /// as between nodes of one embedding process).
+  data_plane_options data = [] {
+    data_plane_options opts;
+    opts.local_shortcut = false;
+    return opts;
+  }();
 };
 
 /// N worker nodes in this process, each with its own `actor_system`,

@@ -1,5 +1,7 @@
 #include "actors/node.hpp"
 
+#include <mutex>
+
 #include <caf/all.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -7,24 +9,72 @@
 #include "actors/store_actor.hpp"
 #include "actors/transfer_actor.hpp"
 #include "actors/worker_actor.hpp"
+#include "store/error.hpp"
 
 namespace objstore {
+
+namespace {
+
+/// Where the data plane's receiving threads hand values to: the worker,
+/// known only after the data plane exists.
+struct adopt_target {
+  std::mutex mtx;
+  caf::actor_system* sys = nullptr;
+  worker_actor worker;
+  std::chrono::milliseconds timeout{30'000};
+};
+
+adopt_fn make_adopt(std::shared_ptr<adopt_target> target) {
+  return [target](const transfer_ticket& ticket,
+                  value_ptr x) -> caf::expected<std::string> {
+    caf::actor_system* sys;
+    worker_actor worker;
+    {
+      std::lock_guard guard{target->mtx};
+      sys = target->sys;
+      worker = target->worker;
+    }
+    if (sys == nullptr || !worker)
+      return make_error(errc::object_lost, "receiving node is stopping");
+    caf::scoped_actor self{*sys};
+    caf::expected<std::string> result{std::string{}};
+    self->request(worker, target->timeout, adopt_atom::value, ticket.session,
+                  wire_value{std::move(x)})
+        .receive([&](std::string& uri) { result = std::move(uri); },
+                 [&](caf::error& err) { result = std::move(err); });
+    return result;
+  };
+}
+
+} // namespace
 
 caf::expected<node_handles> spawn_node(caf::actor_system& sys,
                                        node_options options) {
   if (options.store.node_id.empty())
     options.store.node_id
         = mem_id_generator{}.prefix() + "r" + std::to_string(options.rank);
+  if (options.data.max_object_size == 0)
+    options.data.max_object_size = options.store.max_object_size;
   auto objects = object_store::make(options.store);
   if (!objects)
     return std::move(objects.error());
+  auto target = std::make_shared<adopt_target>();
+  target->timeout = options.data.io_timeout;
+  auto data = data_plane::start(options.data, make_adopt(target));
+  if (!data)
+    return std::move(data.error());
   node_handles result;
   result.objects = std::shared_ptr<object_store>{std::move(*objects)};
+  result.data = std::move(*data);
   result.stopping = std::make_shared<std::atomic<bool>>(false);
   result.store = sys.spawn<caf::detached>(store_actor_impl, result.objects);
-  result.transfer = sys.spawn(transfer_actor_impl);
-  result.worker = sys.spawn(worker_actor_impl, std::move(options),
-                            result.objects, result.store, result.stopping);
+  result.transfer = sys.spawn(transfer_actor_impl, result.data);
+  result.worker
+      = sys.spawn(worker_actor_impl, std::move(options), result.objects,
+                  result.store, result.stopping, result.transfer, result.data);
+  std::lock_guard guard{target->mtx};
+  target->sys = &sys;
+  target->worker = result.worker;
   return result;
 }
 
@@ -33,6 +83,8 @@ void stop_node(const node_handles& node, caf::exit_reason reason) {
   caf::anon_send_exit(node.worker, reason);
   caf::anon_send_exit(node.store, reason);
   caf::anon_send_exit(node.transfer, reason);
+  if (node.data)
+    node.data->stop();
 }
 
 } // namespace objstore

@@ -36,6 +36,8 @@ struct node_handles {
   transfer_actor transfer;
   /// The node's object store (shared with the actors; thread-safe).
   std::shared_ptr<object_store> objects;
+  /// The node's data plane (worker-to-worker transfers).
+  std::shared_ptr<data_plane> data;
   /// Set by `stop_node`; running kernels poll it and stop.
   std::shared_ptr<std::atomic<bool>> stopping;
 };

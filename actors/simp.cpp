@@ -190,10 +190,17 @@ private:
         state = std::move(*next);
       }
     }
-    if (x.opcode == "shuffle")
-      return make_error(errc::unsupported,
-                        "op 'shuffle': worker-to-worker transfers are not "
-                        "available yet");
+    if (x.opcode == "shuffle") {
+      if (args.size() != 1)
+        return simp_error(x, "takes exactly one input");
+      auto routing = x.attr_i64s("routing");
+      if (!routing)
+        return std::move(routing.error());
+      auto out = d_.shuffle(args[0], *routing);
+      if (!out)
+        return std::move(out.error());
+      return std::vector<host_var>{std::move(*out)};
+    }
     // A local op at the SIMP level runs on every party holding its inputs.
     graph single;
     for (size_t i = 0; i < x.inputs.size(); ++i)

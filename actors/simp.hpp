@@ -32,7 +32,8 @@ class driver;
 /// predicate is a scalar per party that the driver fetches (so the worker's
 /// fetch policy applies: reveal it first under `revealed-only`); with
 /// `verify_uniform` a predicate that differs across parties is an error.
-/// `shuffle` answers `unsupported` until worker-to-worker transfers exist.
+/// `shuffle` moves each source's value to its target (`routing[target] =
+/// source`, -1 for none) through the workers' transfer actors.
 bool is_simp_op(std::string_view opcode);
 
 /// Whether any top-level op of `g` is a SIMP op.

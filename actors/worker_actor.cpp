@@ -171,8 +171,11 @@ caf::error check_fetch(self_ptr self, const uri& id, session_id s) {
 worker_actor::behavior_type
 worker_actor_impl(self_ptr self, node_options options,
                   std::shared_ptr<object_store> objects, store_actor store,
-                  std::shared_ptr<std::atomic<bool>> stopping) {
+                  std::shared_ptr<std::atomic<bool>> stopping,
+                  transfer_actor transfer, std::shared_ptr<data_plane> data) {
   auto& st = self->state;
+  st.transfer = std::move(transfer);
+  st.data = std::move(data);
   st.ops = options.ops ? options.ops : op_registry::with_builtins();
   st.options = std::move(options);
   st.objects = std::move(objects);
@@ -189,6 +192,7 @@ worker_actor_impl(self_ptr self, node_options options,
         info.rank = self->state.options.rank;
         info.node_id = self->state.objects->options().node_id;
         info.policy = self->state.options.policy;
+        info.data_port = self->state.data ? self->state.data->port() : 0;
         return info;
       },
       [=](put_atom, put_request& req) -> caf::result<std::string> {
@@ -370,6 +374,16 @@ worker_actor_impl(self_ptr self, node_options options,
         result.releases = st.refs.releases();
         result.unknown_releases = st.refs.unknown_releases();
         result.pinned_objects = st.refs.pinned_objects();
+        if (st.data) {
+          auto& c = st.data->counters();
+          result.transfers_in = c.transfers_in.load();
+          result.transfers_out = c.transfers_out.load();
+          result.transfers_failed = c.failed_in.load() + c.failed_out.load();
+          result.transfer_bytes_in = c.bytes_in.load();
+          result.transfer_bytes_out = c.bytes_out.load();
+          result.transfer_max_in_flight = c.max_in_flight.load();
+          result.transfer_rejected_chunks = c.rejected_chunks.load();
+        }
         return result;
       },
       [=](objects_atom) -> std::vector<object_record> {
@@ -402,6 +416,80 @@ worker_actor_impl(self_ptr self, node_options options,
         return drop_session(self, addr);
       },
       [=](ping_atom) { return ping_atom::value; },
+      [=](expect_atom) -> caf::result<std::string> {
+        auto s = session_of(self);
+        if (s == 0)
+          return no_session();
+        auto& st = self->state;
+        if (!st.data)
+          return make_error(errc::unsupported, "this node has no data plane");
+        auto ttl = std::max<std::chrono::milliseconds>(
+            st.options.data.io_timeout * 4, std::chrono::minutes{1});
+        return st.data->expect(s, std::chrono::steady_clock::now() + ttl);
+      },
+      [=](push_atom, std::string& text, std::string& host, uint16_t port,
+          std::string& token) -> caf::result<std::string> {
+        auto& st = self->state;
+        auto s = session_of(self);
+        if (s == 0)
+          return no_session();
+        auto id = uri::parse(text);
+        if (!id)
+          return std::move(id.error());
+        if (id->scheme() != scheme::mem)
+          return make_error(errc::unsupported,
+                            id->str()
+                                + ": only mem:// objects are "
+                                  "transferred (load fs:// in a task)");
+        if (auto err = check_held(self, *id, s))
+          return err;
+        auto x = st.objects->get(*id);
+        if (!x)
+          return std::move(x.error());
+        // Pinned while it streams: a release meanwhile cannot free it.
+        st.refs.pin(*id);
+        auto rp = self->make_response_promise<std::string>();
+        auto unpin = [self, id = *id] {
+          if (self->state.refs.unpin(id))
+            erase_free(self, id);
+        };
+        self->request(st.transfer, caf::infinite, push_atom::value,
+                      std::move(host), port, std::move(token),
+                      wire_value{std::move(*x)})
+            .then(
+                [rp, unpin](std::string& uri) mutable {
+                  unpin();
+                  rp.deliver(std::move(uri));
+                },
+                [rp, unpin](caf::error& err) mutable {
+                  unpin();
+                  rp.deliver(std::move(err));
+                });
+        return rp;
+      },
+      [=](adopt_atom, uint64_t session,
+          wire_value& x) -> caf::result<std::string> {
+        auto& st = self->state;
+        auto& sender = self->current_sender();
+        if (!sender || sender->node() != self->node())
+          return make_error(errc::permission_denied,
+                            "adopt is node-local (refused from a peer)");
+        bool alive = false;
+        for (auto& [addr, info] : st.sessions)
+          alive = alive || info.id == session;
+        if (!alive)
+          return make_error(errc::object_lost,
+                            "the receiving session is closed");
+        if (!x.ptr)
+          return make_error(errc::invalid_argument, "adopt of a null value");
+        auto size = x.ptr->size_bytes();
+        auto id = st.objects->put(std::move(x.ptr));
+        if (!id)
+          return std::move(id.error());
+        st.refs.add(*id, session, size, false, 0,
+                    reference_table::clock::now());
+        return id->str();
+      },
   };
 }
 

@@ -23,6 +23,8 @@ struct worker_state {
   std::shared_ptr<const op_registry> ops;
   std::shared_ptr<std::atomic<bool>> stopping;
   store_actor store;
+  transfer_actor transfer;
+  std::shared_ptr<data_plane> data;
   reference_table refs;
 
   struct session {
@@ -43,6 +45,7 @@ worker_actor::behavior_type
 worker_actor_impl(worker_actor::stateful_pointer<worker_state> self,
                   node_options options, std::shared_ptr<object_store> objects,
                   store_actor store,
-                  std::shared_ptr<std::atomic<bool>> stopping);
+                  std::shared_ptr<std::atomic<bool>> stopping,
+                  transfer_actor transfer, std::shared_ptr<data_plane> data);
 
 } // namespace objstore

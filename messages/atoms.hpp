@@ -22,6 +22,9 @@ using exists_atom = caf::atom_constant<caf::atom("os_exists")>;
 using ping_atom = caf::atom_constant<caf::atom("os_ping")>;
 using transfer_atom = caf::atom_constant<caf::atom("os_xfer")>;
 using flush_atom = caf::atom_constant<caf::atom("os_flush")>;
+using expect_atom = caf::atom_constant<caf::atom("os_expect")>;
+using push_atom = caf::atom_constant<caf::atom("os_push")>;
+using adopt_atom = caf::atom_constant<caf::atom("os_adopt")>;
 using cancel_atom = caf::atom_constant<caf::atom("os_cancel")>;
 using deadline_atom = caf::atom_constant<caf::atom("os_dline")>;
 

@@ -54,7 +54,22 @@ using worker_actor = caf::typed_actor<
     /// holds were dropped. Idempotent.
     caf::replies_to<close_atom>::with<uint64_t>,
     /// Liveness probe. Idempotent.
-    caf::replies_to<ping_atom>::with<ping_atom>>;
+    caf::replies_to<ping_atom>::with<ping_atom>,
+    /// Prepares an inbound transfer for the sender's session; replies the
+    /// one-shot token a source must present on this node's data port.
+    /// Not idempotent (a new token each time). No errors.
+    caf::replies_to<expect_atom>::with<std::string>,
+    /// Pushes an object the session holds to the data plane at host:port
+    /// under `token` (from the target's `expect`); replies the URI on the
+    /// target, held there by the token's session. The object stays pinned
+    /// while it streams. Not idempotent. Errors: invalid_uri, not_found,
+    /// permission_denied, object_lost (target gone), timeout, the
+    /// target's errors.
+    caf::replies_to<push_atom, std::string, std::string, uint16_t,
+                    std::string>::with<std::string>,
+    /// Adopts a value received by this node's data plane for `session`;
+    /// node-local only (refused from other nodes). Not idempotent.
+    caf::replies_to<adopt_atom, uint64_t, wire_value>::with<std::string>>;
 
 /// A node's object store as an actor, for embedders and node-local use.
 /// Runs detached, so file IO never blocks the worker. Holds no references:
@@ -75,18 +90,25 @@ using store_actor = caf::typed_actor<
     /// Object and byte totals. Idempotent.
     caf::replies_to<stats_atom>::with<worker_stats>>;
 
-/// Moves objects between nodes (worker to worker, never via the driver).
-/// Placeholder until the transfer issue: answers `unsupported`.
+/// Moves objects between nodes (worker to worker, never via the driver)
+/// over the node's data plane (actors/data_plane.hpp). Node-local: the
+/// worker hands it pinned values by pointer.
 using transfer_actor = caf::typed_actor<
-    /// Pushes `uri` to the node whose transfer endpoint is given; replies the
-    /// URI on the target. Errors: unsupported (for now).
-    caf::replies_to<transfer_atom, std::string,
-                    std::string>::with<std::string>>;
+    /// Streams `value` to the data plane at host:port under `token`;
+    /// replies the URI on the target. Errors: object_lost, timeout, the
+    /// target's errors.
+    caf::replies_to<push_atom, std::string, uint16_t, std::string,
+                    wire_value>::with<std::string>>;
 
 /// The driver side, in the driver's process: fans requests out to the
 /// workers by rank, enforces timeouts, turns a dead worker into
 /// `object_lost` at once, counts control-plane bytes and batches releases.
 using driver_actor = caf::typed_actor<
+    /// Asks worker `rank` for an inbound transfer token.
+    caf::replies_to<expect_atom, uint32_t>::with<std::string>,
+    /// Asks worker `rank` to push `uri` to host:port under `token`.
+    caf::replies_to<push_atom, uint32_t, std::string, std::string, uint16_t,
+                    std::string>::with<std::string>,
     /// Opens a session on every worker; replies their session infos.
     caf::replies_to<hello_atom>::with<std::vector<session_info>>,
     caf::replies_to<put_atom, uint32_t, put_request>::with<std::string>,

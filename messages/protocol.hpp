@@ -106,6 +106,14 @@ struct worker_stats {
   uint64_t releases = 0;
   uint64_t unknown_releases = 0;
   uint64_t pinned_objects = 0;
+  uint64_t transfers_in = 0;
+  uint64_t transfers_out = 0;
+  uint64_t transfers_failed = 0;
+  uint64_t transfer_bytes_in = 0;
+  uint64_t transfer_bytes_out = 0;
+  /// High mark of unacknowledged bytes of one outgoing transfer.
+  uint64_t transfer_max_in_flight = 0;
+  uint64_t transfer_rejected_chunks = 0;
 
   friend bool operator==(const worker_stats&, const worker_stats&) = default;
 };
@@ -161,7 +169,9 @@ typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
            x.mem_objects, x.mem_bytes, x.fs_objects, x.fs_bytes, x.sessions,
            x.tasks_run, x.tasks_failed, x.tasks_running, x.fetches,
            x.fetches_denied, x.release_msgs, x.releases, x.unknown_releases,
-           x.pinned_objects);
+           x.pinned_objects, x.transfers_in, x.transfers_out,
+           x.transfers_failed, x.transfer_bytes_in, x.transfer_bytes_out,
+           x.transfer_max_in_flight, x.transfer_rejected_chunks);
 }
 
 template<class Inspector>

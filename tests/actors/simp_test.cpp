@@ -260,15 +260,19 @@ TEST_F(simp, while_loop_iterates_until_the_predicate_is_false) {
     EXPECT_EQ(reveal_fetch((*out)[0], r), 5);
 }
 
-TEST_F(simp, shuffle_is_unsupported_for_now) {
+TEST_F(simp, shuffle_refuses_a_routing_from_an_empty_party) {
   auto x = put_all({1, 2, 3});
+  host_var only_first{3};
+  only_first.set(0, x.part(0));
   graph_builder b;
   auto in = b.input();
   b.output(b.add("shuffle", {in},
-                 {make_attr("routing", std::vector<int64_t>{1, 2, 0})}));
-  auto out = run_simp(*drv, b.build(), {x});
+                 {make_attr("routing", std::vector<int64_t>{-1, 2, -1})}));
+  auto out = run_simp(*drv, b.build(), {only_first});
   ASSERT_FALSE(out);
-  EXPECT_EQ(code_of(out.error()), errc::unsupported);
+  EXPECT_EQ(code_of(out.error()), errc::invalid_argument);
+  EXPECT_NE(message_of(out.error()).find("rank 2"), std::string::npos)
+    << message_of(out.error());
 }
 
 TEST_F(simp, failing_op_names_the_op_and_the_worker_keeps_serving) {
