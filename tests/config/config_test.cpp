@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 
 #include "store/error.hpp"
@@ -110,4 +111,19 @@ TEST(config, unparsable_values_and_stray_arguments_are_errors) {
     config cfg;
     EXPECT_TRUE(load(cfg, args)) << args.front();
   }
+}
+
+TEST(config, example_ini_files_are_valid) {
+  namespace fs = std::filesystem;
+  size_t checked = 0;
+  for (auto& entry : fs::recursive_directory_iterator(
+           fs::path{OBJSTORE_SOURCE_DIR} / "examples")) {
+    if (entry.path().extension() != ".ini")
+      continue;
+    config cfg;
+    auto err = load(cfg, {"--config-file=" + entry.path().string()});
+    EXPECT_FALSE(err) << entry.path() << ": " << describe(err);
+    ++checked;
+  }
+  EXPECT_GE(checked, 6u);
 }

@@ -1,0 +1,162 @@
+#include "apps/worker_main.hpp"
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <thread>
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include "actors/node.hpp"
+#include "apps/demo_job.hpp"
+#include "store/error.hpp"
+
+namespace objstore::apps {
+
+void block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int wait_for_stop_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return sig;
+}
+
+namespace {
+
+/// Writes `text` to `path` atomically (temp file + rename).
+bool write_file(const std::string& path, const std::string& text) {
+  auto tmp = path + ".tmp";
+  {
+    std::ofstream out{tmp};
+    out << text << '\n';
+    if (!out)
+      return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+} // namespace
+
+int run_worker(caf::actor_system& sys, const config& cfg) {
+  auto opts = cfg.make_node_options();
+  if (!opts) {
+    std::cerr << "objstore-node: " << describe(opts.error()) << '\n';
+    return 2;
+  }
+  auto node = spawn_node(sys, std::move(*opts));
+  if (!node) {
+    std::cerr << "objstore-node: " << describe(node.error()) << '\n';
+    return 1;
+  }
+  auto port = sys.middleman().publish(
+      node->worker, static_cast<uint16_t>(cfg.port), cfg.host.c_str(), true);
+  if (!port) {
+    std::cerr << "objstore-node: cannot listen on " << cfg.host << ":"
+              << cfg.port << ": " << describe(port.error()) << '\n';
+    stop_node(*node);
+    return 1;
+  }
+  auto st = node->objects->stats();
+  std::cout << "objstore-node: worker rank " << cfg.rank << " listening on "
+            << cfg.host << ":" << *port << " (data port "
+            << (node->data ? node->data->port() : 0) << ", policy "
+            << cfg.fetch_policy << ", " << st.of(scheme::fs).objects
+            << " fs objects)" << std::endl;
+  if (!cfg.port_file.empty()
+      && !write_file(cfg.port_file, std::to_string(*port))) {
+    std::cerr << "objstore-node: cannot write " << cfg.port_file << '\n';
+    stop_node(*node);
+    return 1;
+  }
+  auto sig = wait_for_stop_signal();
+  std::cout << "objstore-node: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+            << ", draining" << std::endl;
+  // Stop accepting new peers, let running tasks finish (bounded).
+  sys.middleman().unpublish(node->worker, *port);
+  caf::scoped_actor self{sys};
+  auto deadline = std::chrono::steady_clock::now() + cfg.timeout;
+  for (;;) {
+    uint64_t running = 0;
+    self->request(node->worker, std::chrono::seconds{5}, stats_atom::value)
+        .receive([&](const worker_stats& ws) { running = ws.tasks_running; },
+                 [&](caf::error&) {});
+    if (running == 0 || std::chrono::steady_clock::now() > deadline)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  stop_node(*node);
+  std::cout << "objstore-node: stopped" << std::endl;
+  return 0;
+}
+
+} // namespace objstore::apps
+
+namespace objstore::apps {
+
+int run_demo(caf::actor_system& sys, const config& cfg) {
+  auto spec = cfg.make_cluster_spec();
+  if (!spec) {
+    std::cerr << "objstore-node: " << describe(spec.error()) << '\n';
+    return 2;
+  }
+  auto d = driver::connect(sys, *spec, cfg.make_driver_options());
+  if (!d) {
+    std::cerr << "objstore-node: " << describe(d.error()) << '\n';
+    return 1;
+  }
+  auto result = run_demo_job(**d, cfg.demo_rows, cfg.demo_seed, std::cout);
+  if (!result) {
+    std::cerr << "objstore-node: demo failed: " << describe(result.error())
+              << '\n';
+    return 1;
+  }
+  std::cout << "\nresult (revealed per-key sums of amounts > 10, "
+            << result->sums.size() << " keys):\n";
+  size_t shown = 0;
+  double total = 0;
+  for (auto& [key, sum] : result->sums) {
+    total += sum;
+    if (shown++ < 8)
+      std::cout << "  key " << key << ": " << std::fixed << std::setprecision(2)
+                << sum << '\n';
+  }
+  std::cout << "  ... total " << std::fixed << std::setprecision(2) << total
+            << '\n';
+  std::cout << "driver saw " << result->driver_bytes_received
+            << " bytes received / " << result->driver_bytes_sent
+            << " bytes sent for " << result->data_bytes
+            << " bytes of data processed on the workers (" << result->rows
+            << " rows)\n";
+  auto counts = [](const std::vector<uint64_t>& xs) {
+    std::string out;
+    for (size_t r = 0; r < xs.size(); ++r)
+      out += (r ? ", " : "") + std::string{"rank "} + std::to_string(r) + ": "
+             + std::to_string(xs[r]);
+    return out;
+  };
+  std::cout << "objects while holding handles: " << counts(result->objects_held)
+            << '\n'
+            << "objects after dropping them:   "
+            << counts(result->objects_after) << '\n';
+  auto expected
+      = demo_reference((*d)->world_size(), cfg.demo_rows, cfg.demo_seed);
+  bool match = expected && same_sums(*expected, result->sums);
+  std::cout << "matches single-process computation: " << (match ? "yes" : "NO")
+            << std::endl;
+  return match ? 0 : 1;
+}
+
+} // namespace objstore::apps
