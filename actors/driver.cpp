@@ -9,6 +9,7 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/tls.hpp"
 #include "store/error.hpp"
 
 namespace objstore {
@@ -67,7 +68,7 @@ driver::connect(caf::actor_system& sys, const cluster_spec& spec,
   std::vector<worker_actor> workers;
   for (size_t r = 0; r < spec.workers.size(); ++r) {
     auto& ep = spec.workers[r];
-    auto w = sys.middleman().remote_actor<worker_actor>(ep.host, ep.port);
+    auto w = connect_worker(sys, ep.host, ep.port);
     if (!w)
       return make_error(errc::io_error,
                         "cannot connect to rank " + std::to_string(r) + " at "

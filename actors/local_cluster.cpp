@@ -22,8 +22,11 @@ caf::expected<std::unique_ptr<local_cluster>>
 local_cluster::start(local_cluster_options options) {
   std::unique_ptr<local_cluster> result{new local_cluster};
   result->options_ = options;
+  if (auto err = validate_tls(options.tls))
+    return err;
   result->client_cfg_ = std::make_unique<caf::actor_system_config>();
   configure_system(*result->client_cfg_, 2);
+  apply_tls(*result->client_cfg_, options.tls);
   result->client_sys_
       = std::make_unique<caf::actor_system>(*result->client_cfg_);
   if (options.fs_roots) {
@@ -38,12 +41,15 @@ local_cluster::start(local_cluster_options options) {
     auto rt = std::make_unique<node_runtime>();
     rt->cfg = std::make_unique<caf::actor_system_config>();
     configure_system(*rt->cfg);
+    apply_tls(*rt->cfg, options.tls);
     rt->sys = std::make_unique<caf::actor_system>(*rt->cfg);
     node_options opts;
     opts.rank = rank;
     opts.policy = options.policy;
     opts.ops = options.ops;
     opts.store.memory_limit = options.memory_limit;
+    opts.store.max_object_size = options.max_object_size;
+    opts.max_graph_ops = options.max_graph_ops;
     opts.data = options.data;
     if (options.fs_roots) {
       rt->fs_root = result->temp_dir_ / ("node" + std::to_string(rank));
@@ -54,8 +60,7 @@ local_cluster::start(local_cluster_options options) {
     if (!handles)
       return std::move(handles.error());
     rt->handles = std::move(*handles);
-    auto port = rt->sys->middleman().publish(rt->handles.worker, 0, "127.0.0.1",
-                                             true);
+    auto port = publish_worker(*rt->sys, rt->handles.worker, 0, "127.0.0.1");
     if (!port)
       return make_error(errc::io_error, "cannot publish rank "
                                             + std::to_string(rank) + ": "
@@ -95,7 +100,7 @@ void local_cluster::kill(uint32_t rank) {
     return;
   rt->killed = true;
   stop_node(rt->handles, caf::exit_reason::kill);
-  rt->sys->middleman().unpublish(rt->handles.worker, rt->port);
+  unpublish_worker(*rt->sys, rt->handles.worker, rt->port);
 }
 
 store_stats local_cluster::store_stats_of(uint32_t rank) const {

@@ -10,6 +10,7 @@
 
 #include "actors/driver.hpp"
 #include "actors/node.hpp"
+#include "actors/tls.hpp"
 
 namespace objstore {
 
@@ -19,12 +20,19 @@ struct local_cluster_options {
   fetch_policy policy = fetch_policy::allow;
   /// Per-node memory limit for mem:// payload bytes; 0 = none.
   uint64_t memory_limit = 0;
+  /// Per-node largest accepted object (payload bytes); 0 = none.
+  uint64_t max_object_size = 0;
+  /// Per-node most ops of one task graph; 0 = none.
+  size_t max_graph_ops = node_options{}.max_graph_ops;
   /// Give each node an fs root in a fresh temp directory.
   bool fs_roots = true;
   /// Opcodes of every node; null = built-ins.
   std::shared_ptr<const op_registry> ops;
   /// Timeout and release batching of drivers from `connect()`.
   driver_actor_options driver;
+  /// Mutual TLS for every connection (nodes and the client system); off
+  /// when empty. Validated at start.
+  tls_options tls;
   /// Data plane of every node. Transfers go over loopback TCP unless
   /// `data.local_shortcut` is set (then they hand values over by pointer,
   /// as between nodes of one embedding process).

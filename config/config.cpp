@@ -29,6 +29,9 @@ const std::vector<std::string>& config::option_names() {
                                               "fs-roots",
                                               "memory-limit",
                                               "max-object-size",
+                                              "max-graph-ops",
+                                              "max-graph-bytes",
+                                              "max-transfers-per-peer",
                                               "fetch-policy",
                                               "timeout",
                                               "chunk-size",
@@ -53,6 +56,12 @@ config::config() {
       .add(memory_limit, "memory-limit", "limit for mem:// bytes (0: none)")
       .add(max_object_size, "max-object-size",
            "largest accepted object in bytes (0: none)")
+      .add(max_graph_ops, "max-graph-ops",
+           "most ops of one task graph, regions included (0: none)")
+      .add(max_graph_bytes, "max-graph-bytes",
+           "most bytes of ops, attributes and URIs of one task (0: none)")
+      .add(max_transfers_per_peer, "max-transfers-per-peer",
+           "inbound transfers at once from one peer address (0: none)")
       .add(fetch_policy, "fetch-policy", "deny, revealed-only or allow")
       .add(timeout, "timeout", "deadline of every remote request")
       .add(chunk_size, "chunk-size", "transfer chunk size in bytes")
@@ -85,6 +94,12 @@ caf::error config::load(int argc, char** argv) {
   }
   if (auto err = validate())
     return err;
+  // Mutual TLS (CAF's openssl.* options): validated here, because CAF
+  // aborts or hangs on some bad TLS configurations.
+  auto tls = make_tls_options();
+  if (auto err = validate_tls(tls))
+    return err;
+  apply_tls(*this, tls);
   if (heartbeat_interval.count() > 0) {
     set("middleman.heartbeat-interval", heartbeat_interval);
     set("middleman.connection-timeout", heartbeat_timeout);
@@ -131,6 +146,8 @@ caf::expected<node_options> config::make_node_options() const {
   result.policy = *policy;
   result.store.memory_limit = memory_limit;
   result.store.max_object_size = max_object_size;
+  result.max_graph_ops = max_graph_ops;
+  result.max_graph_bytes = max_graph_bytes;
   for (auto& root : fs_roots)
     result.store.fs_roots.emplace_back(root);
   result.data = make_data_plane_options();
@@ -143,6 +160,7 @@ data_plane_options config::make_data_plane_options() const {
   result.chunk_size = chunk_size;
   result.window = window;
   result.max_object_size = max_object_size;
+  result.max_incoming_per_peer = max_transfers_per_peer;
   result.io_timeout
       = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
   return result;
@@ -156,6 +174,10 @@ caf::expected<cluster_spec> config::make_cluster_spec() const {
     joined += ep;
   }
   return cluster_spec::parse(joined);
+}
+
+tls_options config::make_tls_options() const {
+  return {openssl_certificate, openssl_key, openssl_cafile, openssl_passphrase};
 }
 
 driver_actor_options config::make_driver_options() const {

@@ -10,6 +10,7 @@
 #include "actors/data_plane.hpp"
 #include "actors/driver.hpp"
 #include "actors/node.hpp"
+#include "actors/tls.hpp"
 
 namespace objstore {
 
@@ -41,6 +42,12 @@ public:
   size_t memory_limit = 0;
   /// Largest accepted object in bytes; 0 = none.
   size_t max_object_size = 0;
+  /// Most ops of one task graph (regions included); 0 = none.
+  size_t max_graph_ops = node_options{}.max_graph_ops;
+  /// Most bytes of ops, attributes and input URIs of one task; 0 = none.
+  size_t max_graph_bytes = node_options{}.max_graph_bytes;
+  /// Inbound transfers served at once from one peer address; 0 = none.
+  size_t max_transfers_per_peer = data_plane_options{}.max_incoming_per_peer;
   /// deny | revealed-only | allow.
   std::string fetch_policy = "revealed-only";
   /// Deadline of every remote request.
@@ -74,6 +81,10 @@ public:
 
   /// Cluster spec built from `cluster`.
   caf::expected<cluster_spec> make_cluster_spec() const;
+
+  /// TLS options from CAF's openssl.certificate / key / cafile /
+  /// passphrase.
+  tls_options make_tls_options() const;
 
   /// Driver options built from this config.
   driver_actor_options make_driver_options() const;
