@@ -1,0 +1,211 @@
+#include "actors/byte_stream.hpp"
+
+#include <cerrno>
+
+#include <sys/socket.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "store/error.hpp"
+
+namespace objstore {
+
+byte_stream::~byte_stream() {
+  // nop
+}
+
+namespace {
+
+class plain_stream : public byte_stream {
+public:
+  explicit plain_stream(int fd) : fd_(fd) {}
+
+  int write_all(iovec* iov, int count) override {
+    while (count > 0) {
+      msghdr msg{};
+      msg.msg_iov = iov;
+      msg.msg_iovlen = static_cast<size_t>(count);
+      auto n = ::sendmsg(fd_, &msg, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        return errno;
+      }
+      auto left = static_cast<size_t>(n);
+      while (count > 0 && left >= iov->iov_len) {
+        left -= iov->iov_len;
+        ++iov;
+        --count;
+      }
+      if (count > 0) {
+        iov->iov_base = static_cast<char*>(iov->iov_base) + left;
+        iov->iov_len -= left;
+      }
+    }
+    return 0;
+  }
+
+  int read_all(void* data, size_t size) override {
+    auto* pos = static_cast<char*>(data);
+    while (size > 0) {
+      auto n = ::recv(fd_, pos, size, 0);
+      if (n < 0) {
+        if (errno == EINTR)
+          continue;
+        return errno;
+      }
+      if (n == 0)
+        return EPIPE;
+      pos += n;
+      size -= static_cast<size_t>(n);
+    }
+    return 0;
+  }
+
+private:
+  int fd_;
+};
+
+/// Maps an SSL I/O failure to an errno value.
+int ssl_errno(SSL* ssl, int rc) {
+  auto code = SSL_get_error(ssl, rc);
+  ERR_clear_error();
+  switch (code) {
+    case SSL_ERROR_ZERO_RETURN: return EPIPE;
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE: return EAGAIN;
+    case SSL_ERROR_SYSCALL: return errno != 0 ? errno : EPIPE;
+    default: return EPROTO;
+  }
+}
+
+class tls_stream : public byte_stream {
+public:
+  explicit tls_stream(SSL* ssl) : ssl_(ssl) {}
+  ~tls_stream() override {
+    SSL_shutdown(ssl_);
+    SSL_free(ssl_);
+  }
+
+  int write_all(iovec* iov, int count) override {
+    for (int i = 0; i < count; ++i) {
+      auto* pos = static_cast<const char*>(iov[i].iov_base);
+      auto left = iov[i].iov_len;
+      while (left > 0) {
+        size_t written = 0;
+        errno = 0;
+        auto rc = SSL_write_ex(ssl_, pos, left, &written);
+        if (rc != 1)
+          return ssl_errno(ssl_, rc);
+        pos += written;
+        left -= written;
+      }
+    }
+    return 0;
+  }
+
+  int read_all(void* data, size_t size) override {
+    auto* pos = static_cast<char*>(data);
+    while (size > 0) {
+      size_t got = 0;
+      errno = 0;
+      auto rc = SSL_read_ex(ssl_, pos, size, &got);
+      if (rc != 1)
+        return ssl_errno(ssl_, rc);
+      pos += got;
+      size -= got;
+    }
+    return 0;
+  }
+
+private:
+  SSL* ssl_;
+};
+
+int passphrase_cb(char* buf, int size, int, void* user) {
+  auto* text = static_cast<const std::string*>(user);
+  auto n = std::min<int>(size, static_cast<int>(text->size()));
+  std::copy_n(text->data(), n, buf);
+  return n;
+}
+
+std::string ssl_reason() {
+  auto code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0)
+    return "handshake failed";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof(buf));
+  return buf;
+}
+
+} // namespace
+
+std::unique_ptr<byte_stream> make_plain_stream(int fd) {
+  return std::make_unique<plain_stream>(fd);
+}
+
+caf::expected<std::shared_ptr<tls_context>>
+tls_context::make(const tls_options& options) {
+  if (auto err = validate_tls(options))
+    return err;
+  std::shared_ptr<tls_context> result{new tls_context};
+  auto* ctx = SSL_CTX_new(TLS_method());
+  if (ctx == nullptr)
+    return make_error(errc::io_error, "cannot create a TLS context");
+  result->ctx_ = ctx;
+  SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+  auto passphrase = options.passphrase;
+  SSL_CTX_set_default_passwd_cb(ctx, passphrase_cb);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, &passphrase);
+  auto fail = [&](const std::string& option, const std::string& file) {
+    return make_error(errc::invalid_argument,
+                      "openssl." + option + " '" + file + "': " + ssl_reason());
+  };
+  if (SSL_CTX_use_certificate_chain_file(ctx, options.certificate.c_str())
+      != 1)
+    return fail("certificate", options.certificate);
+  if (SSL_CTX_use_PrivateKey_file(ctx, options.key.c_str(), SSL_FILETYPE_PEM)
+      != 1)
+    return fail("key", options.key);
+  SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
+  if (SSL_CTX_load_verify_locations(ctx, options.cafile.c_str(), nullptr)
+      != 1)
+    return fail("cafile", options.cafile);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                     nullptr);
+  return result;
+}
+
+tls_context::~tls_context() {
+  SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
+}
+
+caf::expected<std::unique_ptr<byte_stream>>
+tls_context::accept(int fd) const {
+  auto* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_));
+  SSL_set_fd(ssl, fd);
+  if (SSL_accept(ssl) != 1) {
+    auto why = ssl_reason();
+    SSL_free(ssl);
+    return make_error(errc::unauthenticated,
+                      "data plane TLS handshake refused: " + why);
+  }
+  return std::unique_ptr<byte_stream>{new tls_stream(ssl)};
+}
+
+caf::expected<std::unique_ptr<byte_stream>>
+tls_context::connect(int fd) const {
+  auto* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_));
+  SSL_set_fd(ssl, fd);
+  if (SSL_connect(ssl) != 1) {
+    auto why = ssl_reason();
+    SSL_free(ssl);
+    return make_error(errc::unauthenticated,
+                      "data plane TLS handshake failed: " + why);
+  }
+  return std::unique_ptr<byte_stream>{new tls_stream(ssl)};
+}
+
+} // namespace objstore
