@@ -144,15 +144,19 @@ int send_frame(int fd, uint32_t type, uint64_t arg, std::string_view body) {
   return write_all(fd, iov, body.empty() ? 1 : 2);
 }
 
+/// 128 bits from the OS's random source for every token. A seeded PRNG
+/// would do for uniqueness, but a session sees its own tokens (`expect`)
+/// and could reconstruct the generator's state from them, then predict
+/// and claim another session's tokens.
 std::string random_token() {
   static std::mutex mtx;
-  static std::mt19937_64 rng{std::random_device{}()};
+  static std::random_device rd;
   static constexpr char hex[] = "0123456789abcdef";
   std::string out;
   std::lock_guard guard{mtx};
-  for (int word = 0; word < 2; ++word) {
-    auto bits = rng();
-    for (int i = 0; i < 16; ++i, bits >>= 4)
+  for (int word = 0; word < 4; ++word) {
+    auto bits = static_cast<uint32_t>(rd());
+    for (int i = 0; i < 8; ++i, bits >>= 4)
       out += hex[bits & 0xF];
   }
   return out;
@@ -344,28 +348,48 @@ void data_plane::accept_loop() {
     pollfd p{listen_fd_, POLLIN, 0};
     if (::poll(&p, 1, 50) <= 0)
       continue;
-    int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    sockaddr_in from{};
+    socklen_t from_len = sizeof(from);
+    int fd = ::accept4(listen_fd_, reinterpret_cast<sockaddr*>(&from),
+                       &from_len, SOCK_CLOEXEC);
     if (fd < 0)
       continue;
     set_socket_options(fd, options_.io_timeout);
+    char text[INET_ADDRSTRLEN] = "?";
+    ::inet_ntop(AF_INET, &from.sin_addr, text, sizeof(text));
+    std::string peer{text};
     std::unique_lock guard{mtx_};
-    if (active_ >= options_.max_incoming || stopping_) {
+    auto& from_peer = active_per_peer_[peer];
+    std::string refusal;
+    if (active_ >= options_.max_incoming || stopping_)
+      refusal = "too many inbound transfers (limit "
+                + std::to_string(options_.max_incoming) + ")";
+    else if (options_.max_incoming_per_peer > 0
+             && from_peer >= options_.max_incoming_per_peer)
+      refusal = "too many inbound transfers from " + peer + " (limit "
+                + std::to_string(options_.max_incoming_per_peer)
+                + ", objstore.max-transfers-per-peer)";
+    if (!refusal.empty()) {
+      if (from_peer == 0)
+        active_per_peer_.erase(peer);
       guard.unlock();
-      auto msg = "too many inbound transfers (limit "
-                 + std::to_string(options_.max_incoming) + ")";
       send_frame(fd, failure, static_cast<uint64_t>(errc::resource_exhausted),
-                 msg);
+                 refusal);
       ::close(fd);
       continue;
     }
     ++active_;
+    ++from_peer;
     active_fds_.push_back(fd);
     guard.unlock();
-    std::thread{[this, fd] {
+    std::thread{[this, fd, peer = std::move(peer)] {
       serve(fd);
       std::lock_guard done{mtx_};
       std::erase(active_fds_, fd);
       ::close(fd);
+      if (auto i = active_per_peer_.find(peer);
+          i != active_per_peer_.end() && --i->second == 0)
+        active_per_peer_.erase(i);
       if (--active_ == 0)
         idle_.notify_all();
     }}.detach();

@@ -29,6 +29,10 @@ struct data_plane_options {
   size_t window = 8u << 20;
   /// Inbound transfers served at once; more are refused.
   size_t max_incoming = 16;
+  /// Inbound transfers served at once from one peer address; more are
+  /// refused with `resource_exhausted`, so one peer cannot take every
+  /// slot (objstore.max-transfers-per-peer). 0 = only `max_incoming`.
+  size_t max_incoming_per_peer = 8;
   /// Deadline of every socket read or write.
   std::chrono::milliseconds io_timeout{30'000};
   /// Largest accepted inbound object (encoded bytes); 0 = no limit.
@@ -126,6 +130,8 @@ private:
   std::vector<int> active_fds_;
   std::vector<int> outgoing_fds_;
   size_t active_ = 0;
+  /// Inbound transfers being served, per peer IP address.
+  std::map<std::string, size_t> active_per_peer_;
   data_plane_counters counters_;
 };
 

@@ -110,6 +110,10 @@ caf::expected<run_outcome> execute(const graph& g,
     kernel_result result = std::vector<value_ptr>{};
     try {
       result = def->kernel(ctx, args);
+    } catch (const allocation_limit_exceeded& ex) {
+      return make_error(errc::resource_exhausted, "op #" + std::to_string(i)
+                                                      + " '" + x.opcode
+                                                      + "': " + ex.what());
     } catch (const std::bad_alloc&) {
       return make_error(errc::resource_exhausted, "op #" + std::to_string(i)
                                                       + " '" + x.opcode

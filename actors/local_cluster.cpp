@@ -50,6 +50,7 @@ local_cluster::start(local_cluster_options options) {
     opts.store.memory_limit = options.memory_limit;
     opts.store.max_object_size = options.max_object_size;
     opts.max_graph_ops = options.max_graph_ops;
+    opts.max_graph_bytes = options.max_graph_bytes;
     opts.data = options.data;
     if (options.fs_roots) {
       rt->fs_root = result->temp_dir_ / ("node" + std::to_string(rank));

@@ -24,6 +24,8 @@ struct local_cluster_options {
   uint64_t max_object_size = 0;
   /// Per-node most ops of one task graph; 0 = none.
   size_t max_graph_ops = node_options{}.max_graph_ops;
+  /// Per-node most bytes of one task request; 0 = none.
+  size_t max_graph_bytes = node_options{}.max_graph_bytes;
   /// Give each node an fs root in a fresh temp directory.
   bool fs_roots = true;
   /// Opcodes of every node; null = built-ins.

@@ -27,6 +27,13 @@ struct node_options {
   std::shared_ptr<const op_registry> ops;
   /// The node's worker-to-worker data connection.
   data_plane_options data;
+  /// Most ops of one task graph, regions included (objstore.max-graph-ops);
+  /// a larger task is refused with `resource_exhausted`. 0 = no limit.
+  size_t max_graph_ops = 100'000;
+  /// Most bytes of one task request as the worker measures it: opcodes,
+  /// attributes, value ids and input URIs (objstore.max-graph-bytes); a
+  /// larger task is refused with `resource_exhausted`. 0 = no limit.
+  size_t max_graph_bytes = 64u << 20;
 };
 
 /// The actors of one node and its shared state.

@@ -48,6 +48,9 @@ caf::expected<task_outcome> run_job(task_job& job) {
       return std::move(x.error());
     job.inputs[i] = std::move(*x);
   }
+  // No kernel may allocate a buffer above the object size limit: a huge
+  // requested output fails before it takes the node's memory.
+  scoped_allocation_limit cap{job.objects->options().max_object_size};
   auto result = execute(job.program, std::move(job.inputs), *job.ops,
                         job.stopping.get());
   if (!result)
@@ -79,6 +82,61 @@ caf::behavior task_actor(caf::event_based_actor* self,
         return std::move(*out);
       },
   };
+}
+
+/// What one task request costs the worker: ops (regions included) and an
+/// estimate of its encoded bytes. Stops counting past the limits and below
+/// the nesting depth validate_structure accepts, so a hostile graph costs
+/// no more than the limits to measure.
+struct task_footprint {
+  size_t ops = 0;
+  size_t bytes = 0;
+};
+
+void measure(const graph& g, int depth, size_t max_ops, size_t max_bytes,
+             task_footprint& out) {
+  out.bytes += (g.inputs.size() + g.outputs.size()) * sizeof(value_id);
+  if (depth > 32)
+    return; // validate_structure rejects it
+  for (auto& x : g.ops) {
+    if ((max_ops > 0 && out.ops > max_ops)
+        || (max_bytes > 0 && out.bytes > max_bytes))
+      return;
+    ++out.ops;
+    out.bytes += x.opcode.size()
+                 + (x.inputs.size() + x.outputs.size()) * sizeof(value_id);
+    for (auto& a : x.attrs) {
+      out.bytes += a.name.size() + a.s.size() + sizeof(int64_t)
+                   + a.ints.size() * sizeof(int64_t)
+                   + a.floats.size() * sizeof(double);
+      for (auto& str : a.strs)
+        out.bytes += str.size() + 1;
+    }
+    for (auto& region : x.regions)
+      measure(region, depth + 1, max_ops, max_bytes, out);
+  }
+}
+
+/// Checks a task against the node's graph limits before anything else
+/// looks at it. Errors: `resource_exhausted` naming the limit.
+caf::error check_task_limits(const task_request& req,
+                             const node_options& opts) {
+  task_footprint fp;
+  for (auto& text : req.inputs)
+    fp.bytes += text.size() + 1;
+  measure(req.program, 0, opts.max_graph_ops, opts.max_graph_bytes, fp);
+  if (opts.max_graph_ops > 0 && fp.ops > opts.max_graph_ops)
+    return make_error(errc::resource_exhausted,
+                      "task graph has more than "
+                          + std::to_string(opts.max_graph_ops)
+                          + " ops (limit objstore.max-graph-ops)");
+  if (opts.max_graph_bytes > 0 && fp.bytes > opts.max_graph_bytes)
+    return make_error(errc::resource_exhausted,
+                      "task request holds more than "
+                          + std::to_string(opts.max_graph_bytes)
+                          + " bytes of ops, attributes and URIs (limit "
+                            "objstore.max-graph-bytes)");
+  return {};
 }
 
 /// Returns the session of the current sender, opening it on first contact.
@@ -226,6 +284,8 @@ worker_actor_impl(self_ptr self, node_options options,
         auto s = session_of(self);
         if (s == 0)
           return no_session();
+        if (auto err = check_task_limits(req, st.options))
+          return err;
         if (auto err = validate(req.program, *st.ops))
           return err;
         if (req.inputs.size() != req.program.inputs.size())

@@ -179,6 +179,13 @@ caf::error validate_scope(const graph& g, int depth) {
 
 } // namespace
 
+caf::error detail::graph_too_deep() {
+  return make_error(errc::resource_exhausted,
+                    "graph regions nested deeper than "
+                        + std::to_string(max_graph_nesting)
+                        + " levels (refused while decoding)");
+}
+
 caf::error validate_structure(const graph& g) {
   return validate_scope(g, 0);
 }

@@ -4,8 +4,10 @@
 #include <initializer_list>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
+#include <caf/deserializer.hpp>
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 #include <caf/meta/type_name.hpp>
@@ -136,9 +138,37 @@ typename Inspector::result_type inspect(Inspector& f, op& x) {
            x.attrs, x.regions);
 }
 
+/// Deepest region nesting a graph may have on the wire. Decoding recurses
+/// once per level, so a crafted message nesting a million regions in a few
+/// megabytes would overflow the receiving thread's stack; deeper graphs
+/// fail to deserialize (`resource_exhausted`). validate_structure accepts
+/// only 32 levels anyway.
+constexpr int max_graph_nesting = 64;
+
+namespace detail {
+
+/// Nesting depth of the graph being deserialized on this thread.
+inline thread_local int graph_load_depth = 0;
+
+caf::error graph_too_deep();
+
+} // namespace detail
+
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, graph& x) {
-  return f(caf::meta::type_name("objstore::graph"), x.inputs, x.ops, x.outputs);
+  if constexpr (std::is_base_of_v<caf::deserializer, Inspector>) {
+    if (detail::graph_load_depth >= max_graph_nesting)
+      return detail::graph_too_deep();
+    struct depth_guard {
+      depth_guard() { ++detail::graph_load_depth; }
+      ~depth_guard() { --detail::graph_load_depth; }
+    } guard;
+    return f(caf::meta::type_name("objstore::graph"), x.inputs, x.ops,
+             x.outputs);
+  } else {
+    return f(caf::meta::type_name("objstore::graph"), x.inputs, x.ops,
+             x.outputs);
+  }
 }
 
 } // namespace objstore

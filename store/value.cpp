@@ -48,7 +48,37 @@ size_t dtype_size(dtype x) noexcept {
 
 // -- buffer -------------------------------------------------------------------
 
+namespace {
+
+thread_local uint64_t allocation_limit = 0;
+
+} // namespace
+
+allocation_limit_exceeded::allocation_limit_exceeded(uint64_t requested,
+                                                     uint64_t limit)
+    : requested_(requested), limit_(limit),
+      what_("allocation of " + std::to_string(requested)
+            + " bytes exceeds the object size limit of "
+            + std::to_string(limit)) {
+  // nop
+}
+
+scoped_allocation_limit::scoped_allocation_limit(uint64_t max_bytes) noexcept
+    : previous_(allocation_limit) {
+  allocation_limit = max_bytes;
+}
+
+scoped_allocation_limit::~scoped_allocation_limit() {
+  allocation_limit = previous_;
+}
+
+uint64_t scoped_allocation_limit::current() noexcept {
+  return allocation_limit;
+}
+
 std::shared_ptr<buffer> buffer::allocate(size_t size) {
+  if (allocation_limit > 0 && size > allocation_limit)
+    throw allocation_limit_exceeded{size, allocation_limit};
   // aligned_alloc needs a multiple of the alignment; zero-size buffers still
   // get a valid pointer so data() is never null.
   auto rounded = (size + alignment - 1) / alignment * alignment;

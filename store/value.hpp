@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -69,6 +70,40 @@ struct dtype_of<double> {
   static constexpr dtype value = dtype::float64;
 };
 
+/// Thrown by `buffer::allocate` for a request above the calling thread's
+/// `scoped_allocation_limit`.
+class allocation_limit_exceeded : public std::bad_alloc {
+public:
+  allocation_limit_exceeded(uint64_t requested, uint64_t limit);
+  const char* what() const noexcept override { return what_.c_str(); }
+  uint64_t requested() const noexcept { return requested_; }
+  uint64_t limit() const noexcept { return limit_; }
+
+private:
+  uint64_t requested_;
+  uint64_t limit_;
+  std::string what_;
+};
+
+/// Caps the size of every `buffer::allocate` on the calling thread while
+/// alive (0 = no cap; nests, the inner scope wins). A worker runs each
+/// task under its node's object size limit, so a kernel asked for a huge
+/// output fails with `resource_exhausted` before allocating, instead of
+/// exhausting the node's memory.
+class scoped_allocation_limit {
+public:
+  explicit scoped_allocation_limit(uint64_t max_bytes) noexcept;
+  scoped_allocation_limit(const scoped_allocation_limit&) = delete;
+  scoped_allocation_limit& operator=(const scoped_allocation_limit&) = delete;
+  ~scoped_allocation_limit();
+
+  /// The cap of the calling thread (0 = none).
+  static uint64_t current() noexcept;
+
+private:
+  uint64_t previous_;
+};
+
 /// One contiguous, 64-byte aligned block of memory. Written once by its
 /// creator (through `mutable_data`), then shared read-only via
 /// `std::shared_ptr<const buffer>`; never resized.
@@ -76,7 +111,8 @@ class buffer {
 public:
   static constexpr size_t alignment = 64;
 
-  /// Allocates `size` uninitialised bytes; throws `std::bad_alloc`.
+  /// Allocates `size` uninitialised bytes; throws `std::bad_alloc`
+  /// (`allocation_limit_exceeded` above the thread's allocation limit).
   static std::shared_ptr<buffer> allocate(size_t size);
 
   /// Allocates and copies `bytes`.

@@ -1,0 +1,365 @@
+// Hostile bytes below the actor layer of a live cluster: raw sockets
+// writing corrupt chunk streams to a worker's data port, one peer trying to
+// take every transfer slot, and crafted messages whose decoding would
+// recurse or allocate without bound. The node answers each with a typed
+// error (or drops the connection), stores nothing, and afterwards still
+// serves transfers; the objects stored before are intact.
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include <caf/binary_deserializer.hpp>
+#include <caf/binary_serializer.hpp>
+
+#include "actors/cluster_fixture.hpp"
+#include "store/codec.hpp"
+
+using namespace objstore;
+using namespace objstore::test;
+
+namespace {
+
+constexpr uint64_t object_limit = 1u << 20;
+
+/// A plain TCP client of a data plane speaking its frame format by hand.
+class raw_connection {
+public:
+  struct reply {
+    uint32_t type = 0; // 0: closed without a frame
+    uint64_t arg = 0;
+    std::string body;
+  };
+
+  explicit raw_connection(uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    connected_
+        = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    timeval tv{10, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  }
+
+  ~raw_connection() { ::close(fd_); }
+
+  bool connected() const { return connected_; }
+
+  /// Writes `n` bytes; the peer may already have refused and closed.
+  void write(const void* data, size_t n) {
+    auto* pos = static_cast<const char*>(data);
+    while (n > 0) {
+      auto k = ::send(fd_, pos, n, MSG_NOSIGNAL);
+      if (k <= 0)
+        return;
+      pos += k;
+      n -= static_cast<size_t>(k);
+    }
+  }
+
+  void hello(const std::string& token, uint64_t total) {
+    char h[48] = {'O', 'S', 'X', 'F', 1, 0, 0, 0};
+    std::memcpy(h + 8, token.data(), std::min<size_t>(token.size(), 32));
+    std::memcpy(h + 40, &total, 8);
+    write(h, sizeof(h));
+  }
+
+  void frame(uint32_t type, uint32_t length, uint64_t arg,
+             const std::byte* payload = nullptr, size_t payload_size = 0) {
+    char f[16];
+    std::memcpy(f, &type, 4);
+    std::memcpy(f + 4, &length, 4);
+    std::memcpy(f + 8, &arg, 8);
+    write(f, sizeof(f));
+    if (payload_size > 0)
+      write(payload, payload_size);
+  }
+
+  /// Sends `bytes` as chunk frames of `chunk` bytes at their offsets.
+  void chunks(const std::vector<std::byte>& bytes, size_t chunk = 64) {
+    for (size_t off = 0; off < bytes.size(); off += chunk) {
+      auto n = std::min(chunk, bytes.size() - off);
+      frame(1, static_cast<uint32_t>(n), off, bytes.data() + off, n);
+    }
+  }
+
+  void close_write() { ::shutdown(fd_, SHUT_WR); }
+
+  /// Reads frames until an `ok` or `failure` frame, skipping credits.
+  reply read_reply() {
+    reply result;
+    for (;;) {
+      char f[16];
+      if (!read(f, sizeof(f)))
+        return result;
+      uint32_t type, length;
+      std::memcpy(&type, f, 4);
+      std::memcpy(&length, f + 4, 4);
+      std::memcpy(&result.arg, f + 8, 8);
+      if (type == 2)
+        continue; // credit
+      result.type = type;
+      result.body.resize(std::min<uint32_t>(length, 1u << 16));
+      read(result.body.data(), result.body.size());
+      return result;
+    }
+  }
+
+private:
+  bool read(char* dst, size_t n) {
+    while (n > 0) {
+      auto k = ::recv(fd_, dst, n, 0);
+      if (k <= 0)
+        return false;
+      dst += k;
+      n -= static_cast<size_t>(k);
+    }
+    return true;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+class hostile_stream : public cluster_fixture {
+protected:
+  void SetUp() override {
+    local_cluster_options opts;
+    opts.workers = 2;
+    opts.max_object_size = object_limit;
+    opts.data.io_timeout = std::chrono::seconds{10};
+    start(opts);
+    drv_ = &connect();
+    auto x = drv_->put(0, value_);
+    ASSERT_TRUE(x) << describe(x.error());
+    kept_ = *x;
+    encoding_ = encode(*value_);
+  }
+
+  uint16_t port() { return nodes().node(1).data->port(); }
+
+  std::string token() {
+    return nodes().node(1).data->expect(999, std::chrono::steady_clock::now()
+                                                 + std::chrono::minutes{1});
+  }
+
+  /// The kept object is intact and moves to rank 1 like any other.
+  void expect_serving() {
+    auto moved = drv_->transfer(kept_, 0, 1);
+    ASSERT_TRUE(moved) << describe(moved.error());
+    auto v = drv_->fetch(*moved, 1);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(**v, *value_);
+    auto w = drv_->fetch(kept_, 0);
+    ASSERT_TRUE(w) << describe(w.error());
+    EXPECT_EQ(**w, *value_);
+  }
+
+  value_ptr value_ = make_value(tensor::from<int64_t>({4}, {4, 3, 2, 1}));
+  std::vector<std::byte> encoding_;
+  host_var kept_;
+  driver* drv_ = nullptr;
+};
+
+TEST_F(hostile_stream, corrupt_chunk_streams_are_refused) {
+  struct attack {
+    const char* name;
+    errc expected; // none: the node may just close the connection
+    std::function<void(raw_connection&)> send;
+  };
+  auto n = encoding_.size();
+  auto flipped = encoding_;
+  flipped[n / 2] ^= std::byte{0x40};
+  std::vector<attack> attacks{
+      {"not a hello", errc::corrupt_data,
+       [](raw_connection& c) {
+         std::string http(64, ' ');
+         http.replace(0, 16, "GET / HTTP/1.1\r\n");
+         c.write(http.data(), http.size());
+       }},
+      {"unknown token", errc::permission_denied,
+       [&](raw_connection& c) {
+         c.hello(std::string(32, 'a'), n);
+       }},
+      {"out-of-order chunk", errc::corrupt_data,
+       [&](raw_connection& c) {
+         c.hello(token(), n);
+         c.frame(1, 8, 16, encoding_.data() + 16, 8);
+       }},
+      {"zero-length chunk", errc::corrupt_data,
+       [&](raw_connection& c) {
+         c.hello(token(), n);
+         c.frame(1, 0, 0);
+       }},
+      {"wrong frame type", errc::corrupt_data,
+       [&](raw_connection& c) {
+         c.hello(token(), n);
+         c.frame(3, 8, 0, encoding_.data(), 8);
+       }},
+      {"4 GiB chunk length", errc::corrupt_data,
+       [&](raw_connection& c) {
+         c.hello(token(), n);
+         c.frame(1, UINT32_MAX, 0);
+       }},
+      {"flipped payload bit", errc::corrupt_data,
+       [&](raw_connection& c) {
+         c.hello(token(), n);
+         c.chunks(flipped);
+       }},
+      {"fewer bytes announced than sent", errc::corrupt_data,
+       [&](raw_connection& c) {
+         c.hello(token(), n - 8);
+         c.chunks(encoding_);
+       }},
+      {"above the object size limit", errc::resource_exhausted,
+       [&](raw_connection& c) {
+         c.hello(token(), object_limit * 2);
+       }},
+      {"truncated, then closed", errc::none,
+       [&](raw_connection& c) {
+         c.hello(token(), n);
+         c.frame(1, 8, 0, encoding_.data(), 8);
+         c.close_write();
+       }},
+  };
+  for (auto& a : attacks) {
+    SCOPED_TRACE(a.name);
+    auto objects = mem_objects(1);
+    raw_connection c{port()};
+    ASSERT_TRUE(c.connected());
+    a.send(c);
+    auto r = c.read_reply();
+    if (a.expected != errc::none) {
+      ASSERT_EQ(r.type, 4u) << "no failure frame";
+      EXPECT_EQ(static_cast<errc>(r.arg), a.expected) << r.body;
+    } else {
+      EXPECT_NE(r.type, 3u) << "a truncated stream was stored";
+    }
+    EXPECT_EQ(mem_objects(1), objects);
+    expect_serving();
+  }
+  auto ws = drv_->worker_stats_of(1);
+  ASSERT_TRUE(ws);
+  EXPECT_GE(ws->transfer_rejected_chunks, 1u);
+}
+
+TEST_F(hostile_stream, tokens_are_one_shot) {
+  auto t = token();
+  {
+    raw_connection c{port()};
+    c.hello(t, encoding_.size());
+    c.frame(1, 0, 0);
+    EXPECT_EQ(c.read_reply().type, 4u);
+  }
+  raw_connection replay{port()};
+  replay.hello(t, encoding_.size());
+  replay.chunks(encoding_);
+  auto r = replay.read_reply();
+  ASSERT_EQ(r.type, 4u);
+  EXPECT_EQ(static_cast<errc>(r.arg), errc::permission_denied) << r.body;
+  expect_serving();
+}
+
+TEST_F(hostile_stream, one_peer_cannot_take_every_transfer_slot) {
+  auto limit = nodes().node(1).data->options().max_incoming_per_peer;
+  ASSERT_GT(limit, 0u);
+  ASSERT_LT(limit, nodes().node(1).data->options().max_incoming);
+  std::vector<std::unique_ptr<raw_connection>> idle;
+  for (size_t i = 0; i < limit; ++i) {
+    idle.push_back(std::make_unique<raw_connection>(port()));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  raw_connection extra{port()};
+  auto r = extra.read_reply();
+  ASSERT_EQ(r.type, 4u);
+  EXPECT_EQ(static_cast<errc>(r.arg), errc::resource_exhausted) << r.body;
+  EXPECT_NE(r.body.find("objstore.max-transfers-per-peer"), std::string::npos)
+      << r.body;
+  idle.clear(); // the node serves again once the slots are given back
+  EXPECT_TRUE(poll_until([&] { return bool{drv_->transfer(kept_, 0, 1)}; }));
+  expect_serving();
+}
+
+/// Bytes of a graph whose regions nest `depth` levels, built without
+/// recursion (a recursive serializer would overflow first).
+std::vector<char> nested_graph_bytes(size_t depth) {
+  auto save = [](graph g) {
+    std::vector<char> buf;
+    caf::binary_serializer sink{static_cast<caf::execution_unit*>(nullptr),
+                                buf};
+    EXPECT_FALSE(sink(g));
+    return buf;
+  };
+  graph leaf;
+  graph one;
+  one.ops.push_back(op{"identity", {}, {}, {}, {leaf}});
+  auto inner = save(leaf);
+  auto outer = save(one);
+  // outer == prefix + inner + suffix, the suffix being the outer graph's
+  // (empty) output list: one count byte.
+  constexpr size_t suffix_size = 1;
+  auto split = outer.size() - inner.size() - suffix_size;
+  EXPECT_TRUE(std::equal(inner.begin(), inner.end(),
+                         outer.begin() + static_cast<long>(split)));
+  std::vector<char> prefix(outer.begin(),
+                           outer.begin() + static_cast<long>(split));
+  std::vector<char> suffix(outer.end() - static_cast<long>(suffix_size),
+                           outer.end());
+  std::vector<char> result;
+  for (size_t i = 0; i < depth; ++i)
+    result.insert(result.end(), prefix.begin(), prefix.end());
+  result.insert(result.end(), inner.begin(), inner.end());
+  for (size_t i = 0; i < depth; ++i)
+    result.insert(result.end(), suffix.begin(), suffix.end());
+  return result;
+}
+
+TEST(hostile_messages, deeply_nested_graphs_fail_to_decode_without_recursing) {
+  // Two levels decode fine (the byte construction is right) ...
+  auto ok = nested_graph_bytes(2);
+  graph g;
+  caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr),
+                                  ok.data(), ok.size()};
+  ASSERT_FALSE(source(g));
+  ASSERT_EQ(g.ops.size(), 1u);
+  ASSERT_EQ(g.ops[0].regions.size(), 1u);
+  // ... a million levels (7 MB) would overflow the network thread's stack.
+  auto bomb = nested_graph_bytes(1'000'000);
+  caf::binary_deserializer bomb_source{
+      static_cast<caf::execution_unit*>(nullptr), bomb.data(), bomb.size()};
+  graph deep;
+  auto err = bomb_source(deep);
+  ASSERT_TRUE(err);
+  EXPECT_EQ(code_of(err), errc::resource_exhausted) << describe(err);
+}
+
+TEST(hostile_messages, huge_counts_fail_without_allocating) {
+  std::vector<char> buf;
+  caf::binary_serializer sink{static_cast<caf::execution_unit*>(nullptr), buf};
+  task_request req;
+  req.inputs = {"mem://x"};
+  ASSERT_FALSE(sink(req));
+  // The request ends with the inputs: count (1 byte), the URI's length (1
+  // byte) and its 7 characters. Patch in a count, then a length, of ~2^60.
+  auto huge = std::vector<char>(8, static_cast<char>(0xFF));
+  huge.push_back(0x0F);
+  for (size_t at : {buf.size() - 9, buf.size() - 8}) {
+    std::vector<char> bad(buf.begin(), buf.begin() + static_cast<long>(at));
+    bad.insert(bad.end(), huge.begin(), huge.end());
+    bad.insert(bad.end(), buf.begin() + static_cast<long>(at) + 1, buf.end());
+    task_request out;
+    caf::binary_deserializer source{static_cast<caf::execution_unit*>(nullptr),
+                                    bad.data(), bad.size()};
+    EXPECT_TRUE(source(out)) << "decoded a request claiming 2^60 elements";
+  }
+}
+
+} // namespace
