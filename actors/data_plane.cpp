@@ -330,6 +330,21 @@ std::string data_plane::expect(uint64_t session,
   return token;
 }
 
+size_t data_plane::pending_tokens(uint64_t session) {
+  std::lock_guard guard{mtx_};
+  auto now = std::chrono::steady_clock::now();
+  size_t n = 0;
+  for (auto i = expected_.begin(); i != expected_.end();) {
+    if (i->second.deadline < now) {
+      i = expected_.erase(i);
+      continue;
+    }
+    n += i->second.session == session ? 1 : 0;
+    ++i;
+  }
+  return n;
+}
+
 caf::expected<transfer_ticket> data_plane::claim(const std::string& token) {
   std::lock_guard guard{mtx_};
   auto i = expected_.find(token);

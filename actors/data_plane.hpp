@@ -33,6 +33,9 @@ struct data_plane_options {
   /// refused with `resource_exhausted`, so one peer cannot take every
   /// slot (objstore.max-transfers-per-peer). 0 = only `max_incoming`.
   size_t max_incoming_per_peer = 8;
+  /// Unused transfer tokens one session may hold; more `expect`s are
+  /// refused with `resource_exhausted` until tokens are used or expire.
+  size_t max_pending_tokens = 1024;
   /// Deadline of every socket read or write.
   std::chrono::milliseconds io_timeout{30'000};
   /// Largest accepted inbound object (encoded bytes); 0 = no limit.
@@ -99,6 +102,10 @@ public:
   /// one-shot token the sender must present before `deadline`.
   std::string expect(uint64_t session,
                      std::chrono::steady_clock::time_point deadline);
+
+  /// Unexpired, unused tokens of `session` (the worker caps them, so a
+  /// session cannot grow the token table without bound).
+  size_t pending_tokens(uint64_t session);
 
   /// Sends `x` to the data plane at host:port under `token`; blocks until
   /// the target stored it and returns the URI there. Errors: `object_lost`

@@ -483,6 +483,12 @@ worker_actor_impl(self_ptr self, node_options options,
         auto& st = self->state;
         if (!st.data)
           return make_error(errc::unsupported, "this node has no data plane");
+        auto cap = st.data->options().max_pending_tokens;
+        if (cap > 0 && st.data->pending_tokens(s) >= cap)
+          return make_error(errc::resource_exhausted,
+                            "session holds " + std::to_string(cap)
+                                + " unused transfer tokens (limit); use or "
+                                  "let them expire first");
         auto ttl = std::max<std::chrono::milliseconds>(
             st.options.data.io_timeout * 4, std::chrono::minutes{1});
         return st.data->expect(s, std::chrono::steady_clock::now() + ttl);

@@ -57,7 +57,8 @@ using worker_actor = caf::typed_actor<
     caf::replies_to<ping_atom>::with<ping_atom>,
     /// Prepares an inbound transfer for the sender's session; replies the
     /// one-shot token a source must present on this node's data port.
-    /// Not idempotent (a new token each time). No errors.
+    /// Not idempotent (a new token each time). Errors: resource_exhausted
+    /// (the session holds too many unused tokens).
     caf::replies_to<expect_atom>::with<std::string>,
     /// Pushes an object the session holds to the data plane at host:port
     /// under `token` (from the target's `expect`); replies the URI on the
