@@ -72,12 +72,7 @@ caf::expected<run_outcome> execute(const graph& g,
     return make_error(errc::op_failed,
                       "graph takes " + std::to_string(g.inputs.size())
                           + " inputs, got " + std::to_string(inputs.size()));
-  // Last op index using each value; graph outputs live to the end.
-  std::unordered_map<value_id, size_t> last_use;
-  for (size_t i = 0; i < g.ops.size(); ++i)
-    for (auto id : g.ops[i].inputs)
-      last_use[id] = i;
-  std::unordered_set<value_id> keep(g.outputs.begin(), g.outputs.end());
+  auto dead = dead_after(g); // intermediates to free after each op
   std::unordered_map<value_id, value_ptr> env;
   std::unordered_set<value_id> revealed;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -129,10 +124,8 @@ caf::expected<run_outcome> execute(const graph& g,
                           + " outputs, graph declares "
                           + std::to_string(x.outputs.size()));
     args.clear();
-    for (auto id : x.inputs)
-      if (auto lu = last_use.find(id);
-          lu != last_use.end() && lu->second == i && keep.count(id) == 0)
-        env.erase(id);
+    for (auto id : dead[i])
+      env.erase(id);
     for (size_t k = 0; k < x.outputs.size(); ++k) {
       if (!(*result)[k])
         return op_error(i, x, "kernel produced a null output");

@@ -1,7 +1,6 @@
 #include "actors/simp.hpp"
 
 #include <unordered_map>
-#include <unordered_set>
 
 #include "actors/driver.hpp"
 #include "store/error.hpp"
@@ -67,11 +66,7 @@ public:
       return make_error(errc::op_failed,
                         "SIMP graph takes " + std::to_string(g.inputs.size())
                             + " inputs, got " + std::to_string(inputs.size()));
-    std::unordered_map<value_id, size_t> last_use;
-    for (size_t i = 0; i < g.ops.size(); ++i)
-      for (auto id : g.ops[i].inputs)
-        last_use[id] = i;
-    std::unordered_set<value_id> keep(g.outputs.begin(), g.outputs.end());
+    auto dead = dead_after(g);
     std::unordered_map<value_id, host_var> env;
     for (size_t i = 0; i < inputs.size(); ++i)
       env[g.inputs[i]] = std::move(inputs[i]);
@@ -88,10 +83,8 @@ public:
                                  + " values, graph declares "
                                  + std::to_string(x.outputs.size()));
       // Drop intermediates after their last use: releases their objects.
-      for (auto id : x.inputs)
-        if (auto lu = last_use.find(id);
-            lu != last_use.end() && lu->second == i && keep.count(id) == 0)
-          env.erase(id);
+      for (auto id : dead[i])
+        env.erase(id);
       for (size_t k = 0; k < outs->size(); ++k)
         env[x.outputs[k]] = std::move((*outs)[k]);
     }

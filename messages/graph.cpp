@@ -1,5 +1,6 @@
 #include "messages/graph.hpp"
 
+#include <unordered_map>
 #include <unordered_set>
 
 #include "store/error.hpp"
@@ -196,6 +197,19 @@ size_t op_count(const graph& g) {
     for (auto& r : x.regions)
       n += op_count(r);
   return n;
+}
+
+std::vector<std::vector<value_id>> dead_after(const graph& g) {
+  std::unordered_map<value_id, size_t> last_use;
+  for (size_t i = 0; i < g.ops.size(); ++i)
+    for (auto id : g.ops[i].inputs)
+      last_use[id] = i;
+  for (auto id : g.outputs)
+    last_use.erase(id);
+  std::vector<std::vector<value_id>> result(g.ops.size());
+  for (auto [id, i] : last_use)
+    result[i].push_back(id);
+  return result;
 }
 
 value_id graph_builder::input() {

@@ -90,6 +90,10 @@ caf::error validate_structure(const graph& g);
 /// Number of ops including those in regions (a size limit measure).
 size_t op_count(const graph& g);
 
+/// For each op index, the values whose last use is that op (graph outputs
+/// excluded): what an interpreter drops right after running it.
+std::vector<std::vector<value_id>> dead_after(const graph& g);
+
 /// Builds graphs in a readable way:
 ///
 ///   graph_builder b;
