@@ -123,6 +123,8 @@ int64_t element_count(const std::vector<int64_t>& shape, dtype type) {
   return n;
 }
 
+} // namespace
+
 std::string shape_string(const std::vector<int64_t>& shape) {
   std::string out = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
@@ -133,8 +135,6 @@ std::string shape_string(const std::vector<int64_t>& shape) {
   out += ']';
   return out;
 }
-
-} // namespace
 
 caf::expected<tensor> tensor::make(dtype type, std::vector<int64_t> shape,
                                    buffer_ptr data) {

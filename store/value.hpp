@@ -35,6 +35,9 @@ std::string_view to_string(dtype x);
 /// Parses "float32" etc.; errors are `invalid_argument`.
 caf::expected<dtype> parse_dtype(std::string_view name);
 
+/// "[2,3]" for messages.
+std::string shape_string(const std::vector<int64_t>& shape);
+
 /// Size of one element in bytes (bool is one byte, 0 or 1).
 size_t dtype_size(dtype x) noexcept;
 

@@ -29,29 +29,14 @@ caf::expected<const table*> table_arg(const kernel_context& ctx,
 }
 
 std::string describe_tensor(const tensor& t) {
-  std::string out{to_string(t.type())};
-  out += '[';
-  for (size_t i = 0; i < t.shape().size(); ++i) {
-    if (i > 0)
-      out += ',';
-    out += std::to_string(t.shape()[i]);
-  }
-  out += ']';
-  return out;
+  return std::string{to_string(t.type())} + shape_string(t.shape());
 }
 
 // -- internal helpers (detail/kernel_util.hpp)
 // ---------------------------------
 
 std::string describe_shape(const std::vector<int64_t>& shape) {
-  std::string out = "[";
-  for (size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0)
-      out += ',';
-    out += std::to_string(shape[i]);
-  }
-  out += ']';
-  return out;
+  return shape_string(shape);
 }
 
 caf::expected<dtype> dtype_attr(const kernel_context& ctx,
