@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "actors/byte_stream.hpp"
 #include "store/codec.hpp"
 #include "store/error.hpp"
 
@@ -69,54 +70,6 @@ struct fd_owner {
   }
 };
 
-/// 0 on success, else an errno value (EAGAIN on timeout, EPIPE on EOF).
-int write_all(int fd, iovec* iov, int count) {
-  while (count > 0) {
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(count);
-    auto n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return errno;
-    }
-    auto left = static_cast<size_t>(n);
-    while (count > 0 && left >= iov->iov_len) {
-      left -= iov->iov_len;
-      ++iov;
-      --count;
-    }
-    if (count > 0) {
-      iov->iov_base = static_cast<char*>(iov->iov_base) + left;
-      iov->iov_len -= left;
-    }
-  }
-  return 0;
-}
-
-int write_all(int fd, const void* data, size_t size) {
-  iovec iov{const_cast<void*>(data), size};
-  return write_all(fd, &iov, 1);
-}
-
-int read_all(int fd, void* data, size_t size) {
-  auto* pos = static_cast<char*>(data);
-  while (size > 0) {
-    auto n = ::recv(fd, pos, size, 0);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return errno;
-    }
-    if (n == 0)
-      return EPIPE;
-    pos += n;
-    size -= static_cast<size_t>(n);
-  }
-  return 0;
-}
-
 void set_socket_options(int fd, std::chrono::milliseconds timeout) {
   timeval tv{};
   tv.tv_sec = timeout.count() / 1000;
@@ -137,11 +90,12 @@ caf::error io_failure(const std::string& what, int code) {
                     what + ": connection lost (" + std::strerror(code) + ")");
 }
 
-int send_frame(int fd, uint32_t type, uint64_t arg, std::string_view body) {
+int send_frame(byte_stream& out, uint32_t type, uint64_t arg,
+               std::string_view body) {
   frame f{type, static_cast<uint32_t>(body.size()), arg};
   iovec iov[2]
       = {{&f, sizeof(f)}, {const_cast<char*>(body.data()), body.size()}};
-  return write_all(fd, iov, body.empty() ? 1 : 2);
+  return out.write_all(iov, body.empty() ? 1 : 2);
 }
 
 /// 128 bits from the OS's random source for every token. A seeded PRNG
@@ -165,9 +119,9 @@ std::string random_token() {
 /// Reads the chunk stream of one inbound transfer, granting credit.
 class chunk_source : public byte_source {
 public:
-  chunk_source(int fd, uint64_t total, size_t window,
+  chunk_source(byte_stream& in, uint64_t total, size_t window,
                data_plane_counters& counters)
-      : fd_(fd), remaining_(total), window_(window), counters_(counters) {}
+      : in_(in), remaining_(total), window_(window), counters_(counters) {}
 
   size_t remaining() const override { return remaining_; }
 
@@ -177,7 +131,7 @@ public:
     while (n > 0) {
       if (chunk_left_ == 0) {
         frame f;
-        if (auto code = read_all(fd_, &f, sizeof(f)))
+        if (auto code = in_.read_all(&f, sizeof(f)))
           return broken(code);
         if (f.type != chunk || f.length == 0 || f.length > max_chunk)
           return reject("malformed chunk frame");
@@ -188,7 +142,7 @@ public:
         chunk_left_ = f.length;
       }
       auto k = std::min<size_t>(n, chunk_left_);
-      if (auto code = read_all(fd_, dst, k))
+      if (auto code = in_.read_all(dst, k))
         return broken(code);
       dst += k;
       n -= k;
@@ -196,7 +150,7 @@ public:
       consumed_ += k;
       remaining_ -= k;
       if (consumed_ - credited_ >= window_ / 2 || remaining_ == 0) {
-        if (auto code = send_frame(fd_, credit, consumed_, {}))
+        if (auto code = send_frame(in_, credit, consumed_, {}))
           return broken(code);
         credited_ = consumed_;
       }
@@ -223,7 +177,7 @@ private:
     return false;
   }
 
-  int fd_;
+  byte_stream& in_;
   uint64_t remaining_;
   size_t window_;
   data_plane_counters& counters_;
@@ -258,6 +212,12 @@ data_plane::start(data_plane_options options, adopt_fn adopt) {
   std::shared_ptr<data_plane> result{
       new data_plane(std::move(options), std::move(adopt))};
   auto& opts = result->options_;
+  if (opts.tls.enabled()) {
+    auto ctx = tls_context::make(opts.tls);
+    if (!ctx)
+      return std::move(ctx.error());
+    result->tls_ = std::move(*ctx);
+  }
   fd_owner fd{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)};
   if (fd.fd < 0)
     return make_error(errc::io_error, std::string{"data plane socket: "}
@@ -388,8 +348,9 @@ void data_plane::accept_loop() {
       if (from_peer == 0)
         active_per_peer_.erase(peer);
       guard.unlock();
-      send_frame(fd, failure, static_cast<uint64_t>(errc::resource_exhausted),
-                 refusal);
+      if (!tls_) // a TLS client only sees the connection close
+        send_frame(*make_plain_stream(fd), failure,
+                   static_cast<uint64_t>(errc::resource_exhausted), refusal);
       ::close(fd);
       continue;
     }
@@ -412,15 +373,26 @@ void data_plane::accept_loop() {
 }
 
 void data_plane::serve(int fd) {
+  std::unique_ptr<byte_stream> stream;
+  if (tls_) {
+    auto secured = tls_->accept(fd);
+    if (!secured) {
+      counters_.failed_in.fetch_add(1); // unauthenticated peer
+      return;
+    }
+    stream = std::move(*secured);
+  } else {
+    stream = make_plain_stream(fd);
+  }
   auto refuse = [&](const caf::error& err) {
     counters_.failed_in.fetch_add(1);
     auto msg = message_of(err);
     if (msg.size() > max_message)
       msg.resize(max_message);
-    send_frame(fd, failure, static_cast<uint64_t>(code_of(err)), msg);
+    send_frame(*stream, failure, static_cast<uint64_t>(code_of(err)), msg);
   };
   hello h;
-  if (read_all(fd, &h, sizeof(h)) != 0
+  if (stream->read_all(&h, sizeof(h)) != 0
       || std::memcmp(h.magic, hello_magic, sizeof(hello_magic)) != 0
       || h.version != protocol_version) {
     refuse(make_error(errc::corrupt_data, "transfer: bad hello"));
@@ -438,7 +410,7 @@ void data_plane::serve(int fd) {
                           + std::to_string(options_.max_object_size)));
     return;
   }
-  chunk_source src{fd, h.total, options_.window, counters_};
+  chunk_source src{*stream, h.total, options_.window, counters_};
   auto x = decode(src, "transfer " + ticket->token.substr(0, 8));
   if (!x) {
     if (src.connection_broken()) {
@@ -455,7 +427,7 @@ void data_plane::serve(int fd) {
   }
   counters_.transfers_in.fetch_add(1);
   counters_.bytes_in.fetch_add(h.total);
-  send_frame(fd, ok, 0, *uri);
+  send_frame(*stream, ok, 0, *uri);
 }
 
 caf::expected<std::string> data_plane::deliver_local(const std::string& token,
@@ -528,13 +500,23 @@ caf::expected<std::string> data_plane::send(const std::string& host,
   ::freeaddrinfo(found);
   if (rc != 0)
     return fail(io_failure(what, connect_errno));
+  std::unique_ptr<byte_stream> stream;
+  if (tls_) {
+    auto secured = tls_->connect(fd.fd);
+    if (!secured)
+      return fail(make_error(errc::unauthenticated,
+                             what + ": " + message_of(secured.error())));
+    stream = std::move(*secured);
+  } else {
+    stream = make_plain_stream(fd.fd);
+  }
   auto pieces = encode_pieces(*x);
   hello h;
   std::memcpy(h.magic, hello_magic, sizeof(hello_magic));
   h.version = protocol_version;
   std::memcpy(h.token, token.data(), token_size);
   h.total = pieces.size();
-  if (auto code = write_all(fd.fd, &h, sizeof(h)))
+  if (auto code = stream->write_all(&h, sizeof(h)))
     return fail(io_failure(what, code));
   uint64_t trailer = pieces.checksum;
   std::vector<std::span<const std::byte>> spans;
@@ -545,7 +527,7 @@ caf::expected<std::string> data_plane::send(const std::string& host,
   uint64_t acked = 0;
   // Reads one frame from the target; a failure frame ends the transfer.
   auto read_reply = [&](frame& f, std::string& body) -> caf::error {
-    if (auto code = read_all(fd.fd, &f, sizeof(f)))
+    if (auto code = stream->read_all(&f, sizeof(f)))
       return io_failure(what, code);
     if (f.type == credit) {
       acked = std::max(acked, f.arg);
@@ -554,7 +536,7 @@ caf::expected<std::string> data_plane::send(const std::string& host,
     if ((f.type != ok && f.type != failure) || f.length > max_message)
       return make_error(errc::corrupt_data, what + ": malformed reply");
     body.resize(f.length);
-    if (auto code = read_all(fd.fd, body.data(), body.size()))
+    if (auto code = stream->read_all(body.data(), body.size()))
       return io_failure(what, code);
     if (f.type == failure) {
       auto code = f.arg <= static_cast<uint64_t>(errc::unsupported)
@@ -581,7 +563,7 @@ caf::expected<std::string> data_plane::send(const std::string& host,
       frame hdr{chunk, static_cast<uint32_t>(len), sent};
       iovec iov[2] = {{&hdr, sizeof(hdr)},
                       {const_cast<std::byte*>(span.data() + off), len}};
-      if (auto code = write_all(fd.fd, iov, 2)) {
+      if (auto code = stream->write_all(iov, 2)) {
         // The target may have refused with a reason before closing.
         if (auto err = read_reply(f, body); err && f.type == failure)
           return fail(std::move(err));

@@ -14,9 +14,12 @@
 
 #include <caf/expected.hpp>
 
+#include "actors/tls.hpp"
 #include "store/value.hpp"
 
 namespace objstore {
+
+class tls_context;
 
 /// Tuning of a node's data plane.
 struct data_plane_options {
@@ -43,6 +46,9 @@ struct data_plane_options {
   /// Hand values to a data plane of the same process by pointer (no bytes
   /// copied). Off to force the TCP path (tests, benchmarks).
   bool local_shortcut = true;
+  /// Mutual TLS for every data connection (same certificate, key and CA
+  /// as the node's actor connections); off when empty.
+  tls_options tls;
 };
 
 /// Counters of a data plane (monotonic; `max_in_flight` is a high mark).
@@ -127,6 +133,7 @@ private:
 
   data_plane_options options_;
   adopt_fn adopt_;
+  std::shared_ptr<tls_context> tls_; // null: plain TCP
   int listen_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};

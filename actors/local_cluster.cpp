@@ -52,6 +52,7 @@ local_cluster::start(local_cluster_options options) {
     opts.max_graph_ops = options.max_graph_ops;
     opts.max_graph_bytes = options.max_graph_bytes;
     opts.data = options.data;
+    opts.data.tls = options.tls;
     if (options.fs_roots) {
       rt->fs_root = result->temp_dir_ / ("node" + std::to_string(rank));
       opts.store.fs_roots = {rt->fs_root};

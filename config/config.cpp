@@ -161,6 +161,7 @@ data_plane_options config::make_data_plane_options() const {
   result.window = window;
   result.max_object_size = max_object_size;
   result.max_incoming_per_peer = max_transfers_per_peer;
+  result.tls = make_tls_options();
   result.io_timeout
       = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
   return result;

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <future>
 
+#include "actors/data_plane.hpp"
 #include "actors/local_cluster.hpp"
 #include "store/error.hpp"
 
@@ -167,4 +168,61 @@ TEST(tls, bad_configurations_are_refused_before_start) {
   opts.tls = {file("secret.pem"), file("secret.key"), file("ca.pem"), "nope"};
   auto c = local_cluster::start(opts);
   ASSERT_FALSE(c) << "a wrong passphrase must fail fast, not hang";
+}
+
+TEST(tls, transfers_between_workers_are_encrypted_and_authenticated) {
+  auto opts = tls_cluster();
+  opts.policy = fetch_policy::allow;
+  auto c = local_cluster::start(opts);
+  ASSERT_TRUE(c) << describe(c.error());
+  auto d = (*c)->connect();
+  ASSERT_TRUE(d) << describe(d.error());
+  std::string payload(1 << 20, 'x');
+  auto x = (*d)->put(0, make_value(blob::copy_of(payload)));
+  ASSERT_TRUE(x);
+  auto moved = (*d)->transfer(*x, 0, 1);
+  ASSERT_TRUE(moved) << describe(moved.error());
+  auto v = (*d)->fetch(*moved, 1);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ((*v)->as_bytes().view(), payload);
+  auto st = (*d)->worker_stats_of(1);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->transfers_in, 1u);
+}
+
+TEST(tls, data_plane_refuses_plain_and_rogue_senders) {
+  auto c = local_cluster::start(tls_cluster());
+  ASSERT_TRUE(c) << describe(c.error());
+  auto& target = *(*c)->node(1).data;
+  auto value = make_value(blob::copy_of("secret"));
+  auto attempt = [&](tls_options sender_tls) {
+    data_plane_options opts;
+    opts.local_shortcut = false;
+    opts.io_timeout = 5s;
+    opts.tls = std::move(sender_tls);
+    auto sender = data_plane::start(
+        opts,
+        [](const transfer_ticket&, value_ptr) -> caf::expected<std::string> {
+          return std::string{"mem://unused"};
+        });
+    EXPECT_TRUE(sender) << describe(sender.error());
+    auto token = target.expect(1, std::chrono::steady_clock::now() + 30s);
+    return (*sender)->send("127.0.0.1", target.port(), token, value);
+  };
+  auto before = target.counters().transfers_in.load();
+  auto plain = attempt({});
+  EXPECT_FALSE(plain) << "a plain sender must be refused";
+  tls_options rogue{
+      file("rogue.pem"), file("rogue.key"), file("rogue-ca.pem"), {}};
+  auto forged = attempt(rogue);
+  ASSERT_FALSE(forged);
+  EXPECT_EQ(code_of(forged.error()), errc::unauthenticated)
+      << describe(forged.error());
+  EXPECT_EQ(target.counters().transfers_in.load(), before);
+  // An authenticated sender gets through the handshake and the stream;
+  // only the made-up session (1) is unknown to the worker.
+  auto good = attempt(node_tls("node2"));
+  ASSERT_FALSE(good);
+  EXPECT_NE(message_of(good.error()).find("session"), std::string::npos)
+      << describe(good.error());
 }
