@@ -11,6 +11,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/node.hpp"
+#include "actors/tls.hpp"
 #include "apps/demo_job.hpp"
 #include "store/error.hpp"
 
@@ -61,8 +62,8 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
     std::cerr << "objstore-node: " << describe(node.error()) << '\n';
     return 1;
   }
-  auto port = sys.middleman().publish(
-      node->worker, static_cast<uint16_t>(cfg.port), cfg.host.c_str(), true);
+  auto port = publish_worker(sys, node->worker,
+                             static_cast<uint16_t>(cfg.port), cfg.host);
   if (!port) {
     std::cerr << "objstore-node: cannot listen on " << cfg.host << ":"
               << cfg.port << ": " << describe(port.error()) << '\n';
@@ -85,7 +86,7 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
   std::cout << "objstore-node: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ", draining" << std::endl;
   // Stop accepting new peers, let running tasks finish (bounded).
-  sys.middleman().unpublish(node->worker, *port);
+  unpublish_worker(sys, node->worker, *port);
   caf::scoped_actor self{sys};
   auto deadline = std::chrono::steady_clock::now() + cfg.timeout;
   for (;;) {
