@@ -15,9 +15,12 @@ transfer_actor_impl(transfer_actor::pointer self,
         if (!data)
           return make_error(errc::unsupported, "this node has no data plane");
         auto rp = self->make_response_promise<std::string>();
+        // The value travels as a spawn argument: CAF 0.17 binds a reference
+        // to a null tuple when a function is spawned without arguments
+        // (undefined behaviour, reported by UBSan).
         auto sender = self->spawn<caf::detached>(
-            [data, host, port, token,
-             x](caf::event_based_actor* helper) -> caf::behavior {
+            [data, host, port, token](caf::event_based_actor* helper,
+                                      wire_value x) -> caf::behavior {
               return {
                   [=](push_atom) -> caf::result<std::string> {
                     helper->quit();
@@ -27,7 +30,8 @@ transfer_actor_impl(transfer_actor::pointer self,
                     return std::move(*uri);
                   },
               };
-            });
+            },
+            std::move(x));
         self->request(sender, caf::infinite, push_atom::value)
             .then(
                 [rp](std::string& uri) mutable { rp.deliver(std::move(uri)); },
