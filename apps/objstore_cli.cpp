@@ -154,9 +154,14 @@ int main(int argc, char** argv) {
     if (!v)
       return fail(v.error());
     if (words.size() == 4) {
+      // Only a bytes object has a file form (what `put` stores).
+      if (!(*v)->is_bytes())
+        return fail(make_error(errc::invalid_argument,
+                               words[2] + " holds " + (*v)->summary()
+                                   + ", not bytes: nothing written to "
+                                   + words[3]));
       std::ofstream out{words[3], std::ios::binary};
-      if ((*v)->is_bytes())
-        out << (*v)->as_bytes().view();
+      out << (*v)->as_bytes().view();
       if (!out)
         return fail(make_error(errc::io_error, "cannot write " + words[3]));
     }

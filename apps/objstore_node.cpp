@@ -13,7 +13,6 @@
 #include "store/error.hpp"
 
 int main(int argc, char** argv) {
-  objstore::apps::block_stop_signals();
   objstore::config cfg;
   if (auto err = cfg.load(argc, argv)) {
     std::cerr << "objstore-node: " << objstore::describe(err) << '\n';
@@ -21,6 +20,11 @@ int main(int argc, char** argv) {
   }
   if (cfg.cli_helptext_printed)
     return 0;
+  // A worker waits for SIGTERM/SIGINT to drain; block them before the
+  // actor system starts its threads. A driver keeps the default action,
+  // so Ctrl-C stops it (its workers then drop its session).
+  if (cfg.role == "worker")
+    objstore::apps::block_stop_signals();
   caf::actor_system sys{cfg};
   if (cfg.role == "worker")
     return objstore::apps::run_worker(sys, cfg);

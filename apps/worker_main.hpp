@@ -14,7 +14,7 @@ int run_worker(caf::actor_system& sys, const config& cfg);
 int run_demo(caf::actor_system& sys, const config& cfg);
 
 /// Blocks SIGTERM and SIGINT in the calling thread and every thread it
-/// starts afterwards (call first in main).
+/// starts afterwards (call before the actor system starts its threads).
 void block_stop_signals();
 
 /// Waits for SIGTERM or SIGINT; returns the signal number.
