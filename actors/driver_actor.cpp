@@ -299,13 +299,13 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
       [self](caf::down_msg& dm) { on_worker_down(self, dm); });
   return {
       [=](hello_atom) -> caf::result<std::vector<session_info>> {
-        auto rp = self->make_response_promise<std::vector<session_info>>();
         auto n = self->state.workers.size();
+        if (n == 0)
+          return std::vector<session_info>{};
+        auto rp = self->make_response_promise<std::vector<session_info>>();
         auto acc = std::make_shared<gather_state<session_info>>();
         acc->results.resize(n);
         acc->left = n;
-        if (n == 0)
-          return std::vector<session_info>{};
         for (uint32_t r = 0; r < n; ++r) {
           auto done = [rp, acc]() mutable {
             if (--acc->left > 0)
@@ -399,14 +399,16 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
       },
       [=](close_atom) -> caf::result<uint64_t> {
         flush_all(self);
-        auto rp = self->make_response_promise<uint64_t>();
         auto acc = std::make_shared<gather_state<uint64_t>>();
         auto& st = self->state;
         for (uint32_t r = 0; r < st.workers.size(); ++r)
           if (st.lost[r].empty())
             ++acc->left;
+        // In CAF 0.17 a response promise takes over the request: create it
+        // only when the reply is really deferred.
         if (acc->left == 0)
           return uint64_t{0};
+        auto rp = self->make_response_promise<uint64_t>();
         acc->results.push_back(0);
         for (uint32_t r = 0; r < st.workers.size(); ++r) {
           if (!st.lost[r].empty())

@@ -173,3 +173,22 @@ TEST_F(fault, worker_answers_while_a_kernel_runs) {
 }
 
 } // namespace
+
+// Destroying a driver whose every worker is lost must not wait for a
+// reply that never comes (CAF 0.17 response-promise pitfall).
+TEST(fault_shutdown, driver_with_only_lost_workers_closes_at_once) {
+  objstore::local_cluster_options opts;
+  opts.workers = 1;
+  opts.driver.timeout = std::chrono::seconds{10};
+  auto c = objstore::local_cluster::start(opts);
+  ASSERT_TRUE(c);
+  auto d = (*c)->connect();
+  ASSERT_TRUE(d);
+  (*c)->kill(0);
+  ASSERT_TRUE(
+      objstore::test::poll_until([&] { return !(*d)->worker_stats_of(0); }));
+  auto start = std::chrono::steady_clock::now();
+  d->reset();
+  EXPECT_LT(objstore::test::elapsed_ms(start), 2000)
+      << "closing must not wait for the timeout";
+}
