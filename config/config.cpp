@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 
 #include <filesystem>
+#include <fstream>
 #include <set>
 
 #include <caf/all.hpp>
@@ -92,6 +93,8 @@ caf::error config::load(int argc, char** argv) {
                             "unknown option 'objstore." + key + "'");
     }
   }
+  if (auto err = check_ini_file())
+    return err;
   if (auto err = validate())
     return err;
   // Mutual TLS (CAF's openssl.* options): validated here, because CAF
@@ -103,6 +106,45 @@ caf::error config::load(int argc, char** argv) {
   if (heartbeat_interval.count() > 0) {
     set("middleman.heartbeat-interval", heartbeat_interval);
     set("middleman.connection-timeout", heartbeat_timeout);
+  }
+  return {};
+}
+
+caf::error config::check_ini_file() const {
+  // CAF 0.17 drops INI values of the wrong type ("abc" for a port) and whole
+  // misspelled sections without a word: re-read the file untyped and check
+  // every value against its declared option.
+  auto path = caf::get_or(content, "config-file", config_file_path);
+  std::ifstream in{path};
+  if (!in)
+    return {}; // no default caf-application.ini; a named one CAF checked
+  auto raw = parse_config(in);
+  if (!raw)
+    return make_error(errc::invalid_argument,
+                      path + ": " + caf::to_string(raw.error()));
+  static const std::set<std::string> sections{
+      "objstore", "openssl",       "middleman", "scheduler", "logger",
+      "stream",   "work-stealing", "global",    "caf",       "config-file"};
+  for (auto& [section, value] : *raw) {
+    if (sections.count(section) == 0)
+      return make_error(errc::invalid_argument,
+                        path + ": unknown section [" + section + "]");
+    auto group = caf::get_if<caf::settings>(&value);
+    if (group == nullptr)
+      continue;
+    for (auto& [key, x] : *group) {
+      auto opt = custom_options_.qualified_name_lookup(section, key);
+      if (opt == nullptr) {
+        if (section == "objstore")
+          return make_error(errc::invalid_argument,
+                            path + ": unknown option 'objstore." + key + "'");
+        continue; // CAF's own sections: CAF checks what it knows
+      }
+      if (auto err = opt->check(x))
+        return make_error(errc::invalid_argument,
+                          path + ": bad value " + caf::to_string(x) + " for '"
+                              + section + "." + key + "'");
+    }
   }
   return {};
 }

@@ -70,6 +70,10 @@ public:
   /// naming the offending key or value; prints nothing.
   caf::error load(int argc, char** argv);
 
+  /// Re-reads the INI file untyped and checks every section and value
+  /// (also called by `load`).
+  caf::error check_ini_file() const;
+
   /// Validates the parsed values (also called by `load`).
   caf::error validate() const;
 

@@ -127,3 +127,26 @@ TEST(config, example_ini_files_are_valid) {
   }
   EXPECT_GE(checked, 6u);
 }
+
+TEST(config, ini_values_of_the_wrong_type_are_errors) {
+  for (auto text : {"[objstore]\nport=\"abc\"\n", "[objstore]\nrank=-1\n",
+                    "[objstore]\ntimeout=\"soon\"\n"}) {
+    ini_file ini{text};
+    config cfg;
+    auto err = load(cfg, {"--config-file=" + ini.path});
+    ASSERT_TRUE(err) << text;
+    EXPECT_NE(message_of(err).find("bad value"), std::string::npos)
+        << describe(err);
+    EXPECT_NE(message_of(err).find(ini.path), std::string::npos)
+        << "the error names the file";
+  }
+}
+
+TEST(config, misspelled_sections_are_errors) {
+  ini_file ini{"[objstor]\nrank=1\n"};
+  config cfg;
+  auto err = load(cfg, {"--config-file=" + ini.path});
+  ASSERT_TRUE(err);
+  EXPECT_NE(message_of(err).find("[objstor]"), std::string::npos)
+      << describe(err);
+}
