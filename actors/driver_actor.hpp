@@ -31,7 +31,7 @@ struct driver_actor_options {
   /// URIs per release message.
   size_t release_batch = 8192;
   /// Longest a release waits in the queue before it is sent.
-  caf::timespan release_delay = std::chrono::milliseconds{5};
+  caf::timespan release_delay = std::chrono::milliseconds{2};
 };
 
 struct driver_state {
