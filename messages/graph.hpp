@@ -1,5 +1,6 @@
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -11,6 +12,7 @@
 #include <caf/error.hpp>
 #include <caf/expected.hpp>
 #include <caf/meta/type_name.hpp>
+#include <caf/serializer.hpp>
 
 namespace objstore {
 
@@ -127,10 +129,35 @@ private:
   graph g_;
 };
 
+/// Attributes travel with their doubles as IEEE-754 bit patterns: CAF
+/// 0.17's own float encoding (detail::pack754) loops forever on +-infinity
+/// and converts NaN to an integer (undefined behaviour), so a graph with
+/// `constant(value = inf)` would hang the sender's network thread.
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, attribute& x) {
-  return f(caf::meta::type_name("objstore::attribute"), x.name, x.type, x.i,
-           x.f, x.s, x.ints, x.floats, x.strs);
+  constexpr bool saving = std::is_base_of_v<caf::serializer, Inspector>;
+  constexpr bool loading = std::is_base_of_v<caf::deserializer, Inspector>;
+  if constexpr (saving || loading) {
+    auto bits = std::bit_cast<uint64_t>(x.f);
+    std::vector<uint64_t> floats;
+    floats.reserve(saving ? x.floats.size() : 0);
+    if constexpr (saving)
+      for (auto v : x.floats)
+        floats.push_back(std::bit_cast<uint64_t>(v));
+    auto err = f(caf::meta::type_name("objstore::attribute"), x.name, x.type,
+                 x.i, bits, x.s, x.ints, floats, x.strs);
+    if constexpr (loading) {
+      x.f = std::bit_cast<double>(bits);
+      x.floats.clear();
+      x.floats.reserve(floats.size());
+      for (auto v : floats)
+        x.floats.push_back(std::bit_cast<double>(v));
+    }
+    return err;
+  } else {
+    return f(caf::meta::type_name("objstore::attribute"), x.name, x.type, x.i,
+             x.f, x.s, x.ints, x.floats, x.strs);
+  }
 }
 
 template<class Inspector>

@@ -45,10 +45,8 @@ kernel_result reshape(kernel_context& ctx, std::span<const value_ptr> args) {
     auto d = (*shape)[i];
     if (d == -1 && !infer)
       infer = i;
-    else if (d < 0)
+    else if (d < 0 || __builtin_mul_overflow(known, d, &known))
       return ctx.fail("invalid target shape " + describe_shape(*shape));
-    else
-      known *= d;
   }
   auto n = x.num_elements();
   if (infer) {

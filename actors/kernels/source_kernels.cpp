@@ -87,10 +87,11 @@ kernel_result iota(kernel_context& ctx, std::span<const value_ptr>) {
   }
   auto start = node.attr_i64_or("start", 0);
   auto [out, raw] = tensor::allocate(*type, std::move(shape));
+  // Outside the lambda: clang 14 cannot capture structured bindings.
+  auto n = out.num_elements();
   visit_dtype(*type, [&, raw = raw](auto tag) {
     using T = decltype(tag);
     auto* z = reinterpret_cast<T*>(raw);
-    auto n = out.num_elements();
     for (int64_t i = 0; i < n; ++i)
       z[i] = static_cast<T>(wrap_add(start, i));
   });

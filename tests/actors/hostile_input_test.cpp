@@ -11,9 +11,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
@@ -333,6 +335,30 @@ TEST_F(hostile_input, forged_uris_of_another_session_are_refused) {
   expect_intact();
 }
 
+TEST_F(hostile_input, non_finite_attributes_travel_without_hanging) {
+  // CAF 0.17 serializes doubles with a loop that never ends on infinity;
+  // attributes must reach the worker bit for bit anyway.
+  auto inf = std::numeric_limits<double>::infinity();
+  auto nan = std::numeric_limits<double>::quiet_NaN();
+  auto g = source_graph(
+      "constant", {make_attr("shape", std::vector<int64_t>{3}),
+                   make_attr("dtype", "float64"),
+                   make_attr("values", std::vector<double>{inf, -inf, nan})});
+  auto out = attacker_->run(g, {}, {0});
+  ASSERT_TRUE(out) << describe(out.error());
+  auto v = attacker_->fetch((*out)[0], 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  auto xs = (*v)->as_tensor().values<double>();
+  EXPECT_EQ(xs[0], inf);
+  EXPECT_EQ(xs[1], -inf);
+  EXPECT_TRUE(std::isnan(xs[2]));
+  auto scalar = source_graph(
+      "constant", {make_attr("shape", std::vector<int64_t>{}),
+                   make_attr("dtype", "int64"), make_attr("value", -inf)});
+  EXPECT_TRUE(attacker_->run(scalar, {}, {1}));
+  expect_intact();
+}
+
 TEST_F(hostile_input, unknown_ops_and_malformed_graphs_are_op_failed) {
   auto x = attacker_->put(0, int64_tensor(6));
   ASSERT_TRUE(x) << describe(x.error());
@@ -373,6 +399,11 @@ TEST_F(hostile_input, unknown_ops_and_malformed_graphs_are_op_failed) {
                             make_attr("stop", std::vector<int64_t>{6}),
                             make_attr("step", std::vector<int64_t>{0})}),
       "slice step 0");
+  expect_refused(
+      unary_graph(
+          "reshape",
+          {make_attr("shape", std::vector<int64_t>{3, 3674937295934324735})}),
+      "reshape to a shape whose size overflows");
   expect_refused(unary_graph("cast", {make_attr("dtype", "complex256")}),
                  "cast to an unknown dtype");
   expect_refused(
