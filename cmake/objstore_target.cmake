@@ -24,6 +24,31 @@ function(objstore_add_library name)
   endforeach()
 endfunction()
 
+# Instrumentation of every project target (libraries, apps, tests):
+#   -DOBJSTORE_SANITIZE=address,undefined   any -fsanitize= list (.ci/sanitize)
+#   -DOBJSTORE_FUZZ=ON                      coverage for libFuzzer and the
+#                                           targets in tests/fuzz (clang only;
+#                                           .ci/fuzz)
+set(OBJSTORE_SANITIZE "" CACHE STRING
+    "Sanitizers for all objstore targets, e.g. address,undefined (empty: none)")
+option(OBJSTORE_FUZZ "Build the libFuzzer targets of tests/fuzz (clang++)" OFF)
+
 function(objstore_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  objstore_instrument(${target})
+endfunction()
+
+# Adds the sanitizer (and fuzzer coverage) flags. The link flags are PUBLIC:
+# the exported libraries carry them to embedders, who must link the same
+# sanitizer runtimes.
+function(objstore_instrument target)
+  if(OBJSTORE_SANITIZE)
+    target_compile_options(
+      ${target} PRIVATE -fsanitize=${OBJSTORE_SANITIZE} -fno-omit-frame-pointer
+                        -fno-sanitize-recover=all)
+    target_link_options(${target} PUBLIC -fsanitize=${OBJSTORE_SANITIZE})
+  endif()
+  if(OBJSTORE_FUZZ)
+    target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
 endfunction()
