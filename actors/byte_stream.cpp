@@ -163,15 +163,13 @@ tls_context::make(const tls_options& options) {
     return make_error(errc::invalid_argument,
                       "openssl." + option + " '" + file + "': " + ssl_reason());
   };
-  if (SSL_CTX_use_certificate_chain_file(ctx, options.certificate.c_str())
-      != 1)
+  if (SSL_CTX_use_certificate_chain_file(ctx, options.certificate.c_str()) != 1)
     return fail("certificate", options.certificate);
   if (SSL_CTX_use_PrivateKey_file(ctx, options.key.c_str(), SSL_FILETYPE_PEM)
       != 1)
     return fail("key", options.key);
   SSL_CTX_set_default_passwd_cb_userdata(ctx, nullptr);
-  if (SSL_CTX_load_verify_locations(ctx, options.cafile.c_str(), nullptr)
-      != 1)
+  if (SSL_CTX_load_verify_locations(ctx, options.cafile.c_str(), nullptr) != 1)
     return fail("cafile", options.cafile);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
                      nullptr);
@@ -182,8 +180,7 @@ tls_context::~tls_context() {
   SSL_CTX_free(static_cast<SSL_CTX*>(ctx_));
 }
 
-caf::expected<std::unique_ptr<byte_stream>>
-tls_context::accept(int fd) const {
+caf::expected<std::unique_ptr<byte_stream>> tls_context::accept(int fd) const {
   auto* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_));
   SSL_set_fd(ssl, fd);
   if (SSL_accept(ssl) != 1) {
@@ -195,8 +192,7 @@ tls_context::accept(int fd) const {
   return std::unique_ptr<byte_stream>{new tls_stream(ssl)};
 }
 
-caf::expected<std::unique_ptr<byte_stream>>
-tls_context::connect(int fd) const {
+caf::expected<std::unique_ptr<byte_stream>> tls_context::connect(int fd) const {
   auto* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_));
   SSL_set_fd(ssl, fd);
   if (SSL_connect(ssl) != 1) {

@@ -62,8 +62,8 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
     std::cerr << "objstore-node: " << describe(node.error()) << '\n';
     return 1;
   }
-  auto port = publish_worker(sys, node->worker,
-                             static_cast<uint16_t>(cfg.port), cfg.host);
+  auto port = publish_worker(sys, node->worker, static_cast<uint16_t>(cfg.port),
+                             cfg.host);
   if (!port) {
     std::cerr << "objstore-node: cannot listen on " << cfg.host << ":"
               << cfg.port << ": " << describe(port.error()) << '\n';

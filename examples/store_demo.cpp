@@ -25,7 +25,7 @@ int main(int argc, char** argv) {
   namespace fs = std::filesystem;
   auto root = argc > 1 ? fs::path{argv[1]}
                        : fs::temp_directory_path()
-                           / ("objstore-demo-" + std::to_string(::getpid()));
+                             / ("objstore-demo-" + std::to_string(::getpid()));
   object_store_options opts;
   opts.fs_roots = {root};
   auto store = object_store::make(opts);
@@ -53,8 +53,8 @@ int main(int argc, char** argv) {
   auto loaded = (*store)->get(*on_disk);
   if (!loaded)
     return fail(loaded.error());
-  std::cout << "put " << on_disk->str() << " -> get equal: "
-            << (**loaded == *x ? "yes" : "NO") << '\n';
+  std::cout << "put " << on_disk->str()
+            << " -> get equal: " << (**loaded == *x ? "yes" : "NO") << '\n';
 
   auto escape = uri::parse("fs://" + (root / ".." / "etc" / "passwd").string());
   if (escape) {

@@ -272,7 +272,7 @@ TEST_F(simp, shuffle_refuses_a_routing_from_an_empty_party) {
   ASSERT_FALSE(out);
   EXPECT_EQ(code_of(out.error()), errc::invalid_argument);
   EXPECT_NE(message_of(out.error()).find("rank 2"), std::string::npos)
-    << message_of(out.error());
+      << message_of(out.error());
 }
 
 TEST_F(simp, failing_op_names_the_op_and_the_worker_keeps_serving) {
