@@ -395,44 +395,6 @@ void task_rtt(context& cx) {
       throw failure("put on the worker directly: " + describe(err));
   }
   auto echo = cx.sys.spawn(echo_actor);
-  // Experiment: a second driver actor, spawned detached (its own thread,
-  // woken through a condition variable instead of a polling scheduler
-  // worker); its sessions on the workers are separate.
-  auto detached_driver = cx.sys.spawn<caf::detached>(
-      driver_actor_impl, cx.workers, std::make_shared<release_sink>(),
-      driver_actor_options{});
-  std::string detached_input;
-  {
-    caf::error err;
-    self->request(detached_driver, request_timeout, hello_atom::value)
-        .receive([](std::vector<session_info>&) {},
-                 [&](caf::error& e) { err = std::move(e); });
-    self->request(detached_driver, request_timeout, put_atom::value,
-                  uint32_t{0}, put_request{wire_value{tiny_value()}, {}})
-        .receive([&](std::string& u) { detached_input = std::move(u); },
-                 [&](caf::error& e) { err = std::move(e); });
-    if (err)
-      throw failure("detached driver actor: " + describe(err));
-  }
-  auto via_detached = [&] {
-    task_request req;
-    req.task_id = cx.next_task_id++;
-    req.program = g;
-    req.inputs = {detached_input};
-    caf::error err;
-    task_reply reply;
-    auto t0 = clock::now();
-    self->request(detached_driver, request_timeout, run_atom::value,
-                  uint32_t{0}, std::move(req))
-        .receive([&](task_reply& r) { reply = std::move(r); },
-                 [&](caf::error& e) { err = std::move(e); });
-    auto us = us_since(t0);
-    if (err)
-      throw failure("run via detached driver actor: " + describe(err));
-    self->send(detached_driver, release_atom::value, uint32_t{0},
-               std::move(reply.outputs));
-    return us;
-  };
   std::vector<std::string> direct_outputs;
   auto direct = [&] {
     task_request req;
@@ -476,11 +438,6 @@ void task_rtt(context& cx) {
   phase([&] { return actor_task_us(cx, self, g, uri, 0); }, actor, nullptr);
   phase(direct, worker_only, &cpu_direct);
   phase(local, local_hop, nullptr);
-  std::vector<double> detached;
-  phase(via_detached, detached, nullptr);
-  self->request(detached_driver, request_timeout, close_atom::value)
-      .receive([](uint64_t) {}, [](caf::error&) {});
-  self->send_exit(detached_driver, caf::exit_reason::user_shutdown);
   self->send(w, release_atom::value, std::move(direct_outputs));
   self->request(w, request_timeout, close_atom::value)
       .receive([](uint64_t) {}, [](caf::error&) {});
@@ -497,7 +454,6 @@ void task_rtt(context& cx) {
       .num("task_rtt_driver_actor_us", median(actor))
       .num("task_rtt_worker_direct_us", median(worker_only))
       .num("local_rtt_us", median(local_hop))
-      .num("task_rtt_detached_driver_actor_us", median(detached))
       .num("caf_rtt_cpu_us_driver_process", cpu_bare.first)
       .num("caf_rtt_cpu_us_workers", cpu_bare.second)
       .num("task_cpu_us_driver_process", cpu_api.first)
