@@ -82,6 +82,43 @@ driver::connect(caf::actor_system& sys, const cluster_spec& spec,
   return result;
 }
 
+class driver::lease {
+public:
+  explicit lease(driver& d) : d_(d) {
+    {
+      std::lock_guard guard{d_.selves_mtx_};
+      if (!d_.selves_.empty()) {
+        self_ = std::move(d_.selves_.back());
+        d_.selves_.pop_back();
+      }
+    }
+    if (!self_)
+      self_ = std::make_unique<caf::scoped_actor>(d_.sys_, true);
+  }
+
+  ~lease() {
+    if (!reusable_)
+      return;
+    std::lock_guard guard{d_.selves_mtx_};
+    if (d_.selves_.size() < max_pooled)
+      d_.selves_.push_back(std::move(self_));
+  }
+
+  lease(const lease&) = delete;
+  lease& operator=(const lease&) = delete;
+
+  caf::scoped_actor& operator*() { return *self_; }
+
+  /// Drops the scoped actor instead of returning it to the pool.
+  void discard() { reusable_ = false; }
+
+private:
+  static constexpr size_t max_pooled = 8;
+  driver& d_;
+  std::unique_ptr<caf::scoped_actor> self_;
+  bool reusable_ = true;
+};
+
 caf::expected<std::unique_ptr<driver>>
 driver::attach(caf::actor_system& sys, std::vector<worker_actor> workers,
                driver_actor_options options) {
@@ -122,14 +159,16 @@ caf::expected<Reply> driver::ask(Ts&&... xs) {
 
 template<class Reply, class... Ts>
 caf::expected<Reply> driver::ask_within(caf::timespan wait, Ts&&... xs) {
-  caf::scoped_actor self{sys_};
+  lease self{*this};
   std::optional<Reply> value;
   caf::error err;
-  self->request(actor_, wait, std::forward<Ts>(xs)...)
+  (*self)
+      ->request(actor_, wait, std::forward<Ts>(xs)...)
       .receive([&](Reply& reply) { value = std::move(reply); },
                [&](caf::error& e) { err = std::move(e); });
   if (value)
     return std::move(*value);
+  self.discard();
   return local_error(err, "driver request");
 }
 
@@ -196,13 +235,13 @@ driver::run(const graph& g, const std::vector<host_var>& inputs,
     requests.push_back(std::move(req));
   }
   // All parties at once: send every request, then collect the replies.
-  caf::scoped_actor self{sys_};
-  using handle_t = decltype(self->request(actor_, wait_, run_atom::value,
-                                          uint32_t{0}, task_request{}));
+  lease self{*this};
+  using handle_t = decltype((*self)->request(actor_, wait_, run_atom::value,
+                                             uint32_t{0}, task_request{}));
   std::vector<handle_t> handles;
   for (size_t i = 0; i < parties.size(); ++i)
-    handles.push_back(self->request(actor_, wait_, run_atom::value, parties[i],
-                                    std::move(requests[i])));
+    handles.push_back((*self)->request(actor_, wait_, run_atom::value,
+                                       parties[i], std::move(requests[i])));
   std::vector<host_var> outputs(g.outputs.size(), host_var{world_size_});
   caf::error first_error;
   for (size_t i = 0; i < parties.size(); ++i) {
@@ -218,8 +257,10 @@ driver::run(const graph& g, const std::vector<host_var>& inputs,
             first_error = local_error(err, "run on rank " + std::to_string(r));
         });
   }
-  if (first_error)
+  if (first_error) {
+    self.discard();
     return first_error; // outputs of other parties are released here
+  }
   return outputs;
 }
 

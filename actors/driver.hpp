@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +14,10 @@
 #include "actors/driver_actor.hpp"
 #include "actors/host_var.hpp"
 #include "messages/interfaces.hpp"
+
+namespace caf {
+class scoped_actor;
+} // namespace caf
 
 namespace objstore {
 
@@ -126,6 +131,12 @@ private:
          std::shared_ptr<release_sink> sink, size_t world_size,
          caf::timespan wait);
 
+  /// A scoped actor for one blocking call, taken from a small pool: a
+  /// fresh scoped actor per call cost ~30 us of a ~170 us task round trip.
+  /// One that saw an error (possibly a late reply still on its way) is
+  /// dropped instead of returned.
+  class lease;
+
   template<class Reply, class... Ts>
   caf::expected<Reply> ask(Ts&&... xs);
 
@@ -142,6 +153,8 @@ private:
   std::vector<std::string> hosts_;
   std::vector<session_info> sessions_;
   std::atomic<uint64_t> next_task_{1};
+  std::mutex selves_mtx_;
+  std::vector<std::unique_ptr<caf::scoped_actor>> selves_;
 };
 
 } // namespace objstore

@@ -14,6 +14,7 @@ void configure_system(caf::actor_system_config& cfg, size_t threads) {
   register_types(cfg);
   cfg.set("middleman.workers", size_t{0});
   cfg.set("scheduler.max-threads", threads);
+  cfg.set("scheduler.policy", caf::atom("sharing"));
   // Never print to the terminal from inside the runtime.
   cfg.set("middleman.enable-automatic-connections", false);
 }

@@ -73,6 +73,11 @@ struct op_def {
   kernel_fn kernel;
   /// Outputs are revealed (fetchable under the `revealed-only` policy).
   bool reveals = false;
+  /// Work and output size grow at most like the input size (no outputs
+  /// sized by attributes, no quadratic blow-up, no waiting). On small
+  /// inputs the worker runs such ops on its own thread instead of
+  /// spawning a task actor (see `worker_actor`).
+  bool linear = false;
 };
 
 /// Maps opcodes to kernels. Built-ins come from `with_builtins()`;

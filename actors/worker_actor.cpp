@@ -23,6 +23,28 @@ CAF_ALLOW_UNSAFE_MESSAGE_TYPE(objstore::detail::task_outcome)
 
 namespace objstore {
 
+bool runs_on_worker_thread(const graph& g, const std::vector<value_ptr>& inputs,
+                           const op_registry& ops) {
+  constexpr size_t max_ops = 32;
+  constexpr size_t max_input_bytes = 64 * 1024;
+  if (g.ops.size() > max_ops)
+    return false;
+  size_t bytes = 0;
+  for (auto& x : inputs) {
+    if (!x)
+      return false; // fs:// input: disk IO
+    bytes += x->size_bytes();
+  }
+  if (bytes > max_input_bytes)
+    return false;
+  for (auto& x : g.ops) {
+    auto def = ops.find(x.opcode);
+    if (!x.regions.empty() || def == nullptr || !def->linear)
+      return false;
+  }
+  return true;
+}
+
 namespace {
 
 using detail::task_outcome;
@@ -82,6 +104,10 @@ caf::behavior task_actor(caf::event_based_actor* self,
         return std::move(*out);
       },
   };
+}
+
+bool runs_inline(const task_job& job) {
+  return runs_on_worker_thread(job.program, job.inputs, *job.ops);
 }
 
 /// What one task request costs the worker: ops (regions included) and an
@@ -224,6 +250,29 @@ caf::error check_fetch(self_ptr self, const uri& id, session_id s) {
   return make_error(errc::permission_denied, id.str());
 }
 
+/// Registers the outputs of a finished task as held by session `s` and
+/// builds the reply; erases them instead if the session closed meanwhile.
+task_reply task_done(self_ptr self, session_id s, uint64_t task_id,
+                     task_outcome& out) {
+  auto& st = self->state;
+  ++st.counters.tasks_run;
+  bool alive = false;
+  for (auto& [addr, x] : st.sessions)
+    alive = alive || x.id == s;
+  task_reply reply;
+  reply.task_id = task_id;
+  auto now = reference_table::clock::now();
+  for (size_t i = 0; i < out.outputs.size(); ++i) {
+    if (!alive) {
+      st.objects->erase(out.outputs[i]);
+      continue;
+    }
+    st.refs.add(out.outputs[i], s, out.sizes[i], out.revealed[i], 0, now);
+    reply.outputs.push_back(out.outputs[i].str());
+  }
+  return reply;
+}
+
 } // namespace
 
 worker_actor::behavior_type
@@ -319,9 +368,7 @@ worker_actor_impl(self_ptr self, node_options options,
         job->ops = st.ops;
         job->stopping = st.stopping;
         ++st.counters.tasks_running;
-        auto rp = self->make_response_promise<task_reply>();
         auto task_id = req.task_id;
-        auto task = self->spawn(task_actor, job);
         auto finish = [self, job] {
           auto& st = self->state;
           --st.counters.tasks_running;
@@ -329,28 +376,24 @@ worker_actor_impl(self_ptr self, node_options options,
             if (id.scheme() == scheme::mem && st.refs.unpin(id))
               erase_free(self, id);
         };
+        if (runs_inline(*job)) {
+          // Bounded by the input size: cheaper here than a task actor's
+          // spawn and two messages.
+          auto out = run_job(*job);
+          finish();
+          if (!out) {
+            ++st.counters.tasks_failed;
+            return std::move(out.error());
+          }
+          return task_done(self, s, task_id, *out);
+        }
+        auto rp = self->make_response_promise<task_reply>();
+        auto task = self->spawn(task_actor, job);
         self->request(task, caf::infinite, run_atom::value)
             .then(
                 [self, rp, s, task_id, finish](task_outcome& out) mutable {
-                  auto& st = self->state;
                   finish();
-                  ++st.counters.tasks_run;
-                  bool alive = false;
-                  for (auto& [addr, x] : st.sessions)
-                    alive = alive || x.id == s;
-                  task_reply reply;
-                  reply.task_id = task_id;
-                  auto now = reference_table::clock::now();
-                  for (size_t i = 0; i < out.outputs.size(); ++i) {
-                    if (!alive) {
-                      st.objects->erase(out.outputs[i]);
-                      continue;
-                    }
-                    st.refs.add(out.outputs[i], s, out.sizes[i],
-                                out.revealed[i], 0, now);
-                    reply.outputs.push_back(out.outputs[i].str());
-                  }
-                  rp.deliver(std::move(reply));
+                  rp.deliver(task_done(self, s, task_id, out));
                 },
                 [self, rp, finish](caf::error& err) mutable {
                   finish();

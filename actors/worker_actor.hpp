@@ -38,6 +38,14 @@ struct worker_state {
   worker_stats counters;
 };
 
+/// Whether the worker runs a task on its own thread instead of a task
+/// actor: a flat graph of at most 32 linear ops (`op_def::linear`) over
+/// at most 64 KiB of resolved mem:// inputs (`inputs` null for fs://).
+/// Anything else runs in a task actor, so stats, fetch and release stay
+/// answered while it computes.
+bool runs_on_worker_thread(const graph& g, const std::vector<value_ptr>& inputs,
+                           const op_registry& ops);
+
 /// Behaviour of the worker actor (see `worker_actor` in messages/):
 /// sessions, the reference table, fetch policy, and task execution in
 /// spawned task actors so the worker's mailbox stays responsive.

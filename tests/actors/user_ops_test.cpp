@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "actors/kernels/dispatch.hpp"
+#include "actors/worker_actor.hpp"
 #include "tests/actors/kernel_test_support.hpp"
 
 using namespace objstore;
@@ -185,3 +186,70 @@ TEST(user_ops, builtin_names_are_registered) {
 }
 
 } // namespace
+
+namespace {
+
+/// A graph applying `opcode` to `n` fresh inputs, `repeat` times in a chain.
+graph chain(const std::string& opcode, size_t n, size_t repeat = 1) {
+  graph_builder b;
+  std::vector<value_id> xs;
+  for (size_t i = 0; i < n; ++i)
+    xs.push_back(b.input());
+  auto y = b.add(opcode, xs);
+  for (size_t i = 1; i < repeat; ++i) {
+    auto ys = xs;
+    ys[0] = y;
+    y = b.add(opcode, ys);
+  }
+  b.output(y);
+  return b.build();
+}
+
+std::vector<value_ptr> doubles(size_t count, size_t n) {
+  return std::vector<value_ptr>(
+      count, tens<double>({static_cast<int64_t>(n)}, std::vector<double>(n)));
+}
+
+} // namespace
+
+TEST(user_ops, only_small_flat_linear_graphs_run_on_the_worker_thread) {
+  auto registry = user_registry();
+  EXPECT_TRUE(
+      registry->add({"linear_axpb", 1, 1, 1, axpb_check, axpb, false, true})
+      == caf::error{});
+  // Built-in elementwise ops over small inputs: inline.
+  EXPECT_TRUE(runs_on_worker_thread(chain("add", 2), doubles(2, 8), *registry));
+  EXPECT_TRUE(
+      runs_on_worker_thread(chain("add", 2, 32), doubles(2, 8), *registry));
+  EXPECT_TRUE(
+      runs_on_worker_thread(chain("linear_axpb", 1), doubles(1, 8), *registry));
+  // More than 32 ops, or more than 64 KiB of input: a task actor.
+  EXPECT_FALSE(
+      runs_on_worker_thread(chain("add", 2, 33), doubles(2, 8), *registry));
+  EXPECT_TRUE(
+      runs_on_worker_thread(chain("add", 2), doubles(2, 4096), *registry));
+  EXPECT_FALSE(
+      runs_on_worker_thread(chain("add", 2), doubles(2, 4097), *registry));
+  // An fs:// input (not resolved yet: disk IO) or a region: a task actor.
+  auto inputs = doubles(2, 8);
+  inputs[1] = nullptr;
+  EXPECT_FALSE(runs_on_worker_thread(chain("add", 2), inputs, *registry));
+  auto nested = chain("add", 2);
+  nested.ops[0].regions.push_back(chain("add", 2));
+  EXPECT_FALSE(runs_on_worker_thread(nested, doubles(2, 8), *registry));
+  // User ops are not linear unless they say so; neither are ops whose
+  // work or output is not bounded by the input size.
+  EXPECT_FALSE(
+      runs_on_worker_thread(chain("axpb", 1), doubles(1, 8), *registry));
+  EXPECT_FALSE(
+      runs_on_worker_thread(chain("matmul", 2), doubles(2, 8), *registry));
+  EXPECT_FALSE(
+      runs_on_worker_thread(chain("join", 2), doubles(2, 8), *registry));
+  EXPECT_FALSE(
+      runs_on_worker_thread(chain("sleep", 1), doubles(1, 8), *registry));
+  EXPECT_FALSE(runs_on_worker_thread(chain("iota", 0), {}, *registry));
+  EXPECT_FALSE(runs_on_worker_thread(chain("hash_partition", 1), doubles(1, 8),
+                                     *registry));
+  EXPECT_FALSE(
+      runs_on_worker_thread(chain("no_such_op", 1), doubles(1, 8), *registry));
+}
