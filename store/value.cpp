@@ -6,6 +6,8 @@
 #include <new>
 #include <set>
 
+#include <sys/mman.h>
+
 #include "store/error.hpp"
 
 namespace objstore {
@@ -84,6 +86,22 @@ std::shared_ptr<buffer> buffer::allocate(size_t size) {
   auto rounded = (size + alignment - 1) / alignment * alignment;
   if (rounded == 0)
     rounded = alignment;
+  if (size >= huge_threshold) {
+    // Large objects on transparent huge pages: a 256 MiB object takes 128
+    // page faults instead of 65536, the difference between filling a fresh
+    // buffer from a socket at ~2 GB/s and at ~4 GB/s (objstore-bench
+    // tcp_fresh_buffer vs tcp_fresh_hugepage).
+    constexpr size_t huge_page = size_t{2} << 20;
+    auto huge = (size + huge_page - 1) / huge_page * huge_page;
+    void* ptr = nullptr;
+    if (::posix_memalign(&ptr, huge_page, huge) != 0)
+      throw std::bad_alloc{};
+#ifdef MADV_HUGEPAGE
+    ::madvise(ptr, huge, MADV_HUGEPAGE); // advice only: failure is harmless
+#endif
+    return std::shared_ptr<buffer>{
+        new buffer(static_cast<std::byte*>(ptr), size)};
+  }
   auto* ptr = static_cast<std::byte*>(std::aligned_alloc(alignment, rounded));
   if (ptr == nullptr)
     throw std::bad_alloc{};

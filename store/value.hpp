@@ -114,6 +114,10 @@ class buffer {
 public:
   static constexpr size_t alignment = 64;
 
+  /// Buffers from this size on are 2 MiB aligned and advised onto
+  /// transparent huge pages.
+  static constexpr size_t huge_threshold = size_t{4} << 20;
+
   /// Allocates `size` uninitialised bytes; throws `std::bad_alloc`
   /// (`allocation_limit_exceeded` above the thread's allocation limit).
   static std::shared_ptr<buffer> allocate(size_t size);

@@ -49,6 +49,23 @@ TEST(buffer, allocations_are_64_byte_aligned) {
   }
 }
 
+TEST(buffer, large_buffers_are_huge_page_aligned_and_fully_writable) {
+  constexpr size_t huge_page = size_t{2} << 20;
+  for (size_t size : {buffer::huge_threshold - 1, buffer::huge_threshold,
+                      buffer::huge_threshold + 12345}) {
+    auto buf = buffer::allocate(size);
+    EXPECT_EQ(buf->size(), size);
+    auto addr = reinterpret_cast<uintptr_t>(buf->data());
+    if (size >= buffer::huge_threshold)
+      EXPECT_EQ(addr % huge_page, 0u) << size;
+    else
+      EXPECT_TRUE(is_aligned(buf->data())) << size;
+    // Every byte up to the size is ours (ASan would flag an overrun).
+    std::memset(buf->mutable_data(), 0x5a, size);
+    EXPECT_EQ(std::to_integer<int>(buf->data()[size - 1]), 0x5a);
+  }
+}
+
 TEST(buffer, copy_of_copies_the_bytes) {
   std::string text = "some bytes";
   auto buf = buffer::copy_of(std::as_bytes(std::span{text}));
