@@ -100,6 +100,7 @@ TEST_F(multiprocess, demo_driver_process_stops_on_sigint) {
   // Without heartbeats the driver waits in connect for the frozen worker
   // forever: only a signal ends it.
   proc(0).signal(SIGSTOP);
+  ASSERT_TRUE(proc(0).wait_stopped(5s)) << proc(0).describe();
   auto& drv = spawn({OBJSTORE_NODE_PATH, "--objstore.role=driver",
                      cluster_flag(), "--objstore.heartbeat-interval=0s"},
                     "driver");

@@ -138,6 +138,7 @@ TEST_F(process_fault, stopped_worker_is_detected_within_the_heartbeat_timeout) {
   ASSERT_TRUE(x) << describe(x.error());
   expect_serving(*d, 1);
   proc(1).signal(SIGSTOP);
+  ASSERT_TRUE(proc(1).wait_stopped(5s)) << proc(1).describe();
   auto stopped_at = std::chrono::steady_clock::now();
   // Well inside the driver's 10 s request timeout, the heartbeat drops
   // the silent peer and the pending call fails with object_lost.

@@ -156,6 +156,19 @@ public:
       ::kill(pid_, sig);
   }
 
+  /// Waits up to `timeout` until the child is stopped (after SIGSTOP, which
+  /// takes effect asynchronously: a loaded machine may let it run on).
+  bool wait_stopped(std::chrono::milliseconds timeout) {
+    return poll_until(
+        [this] {
+          auto stat = read_text("/proc/" + std::to_string(pid_) + "/stat");
+          auto i = stat.rfind(") ");
+          return i != std::string::npos && i + 2 < stat.size()
+                 && stat[i + 2] == 'T';
+        },
+        timeout);
+  }
+
   /// Waits up to `timeout` for the child to exit; returns its wait status.
   std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
     poll_until([this] { return !running(); }, timeout);
