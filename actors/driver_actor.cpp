@@ -218,9 +218,9 @@ uint64_t send_releases(self_ptr self, uint32_t rank, bool only_full) {
   return sent;
 }
 
-void drain_sink(self_ptr self) {
+void drain_sink(self_ptr self, bool disarm = true) {
   auto& st = self->state;
-  for (auto& [rank, uri] : st.sink->drain())
+  for (auto& [rank, uri] : st.sink->drain(disarm))
     if (rank < st.queued_releases.size())
       st.queued_releases[rank].push_back(std::move(uri));
 }
@@ -365,8 +365,14 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         schedule_flush(self);
       },
       [=](release_atom) {
-        drain_sink(self);
+        // The sink stays armed (drops do not wake us) while a flush is
+        // scheduled; that flush disarms it.
+        drain_sink(self, false);
         schedule_flush(self);
+        if (!self->state.flush_scheduled) {
+          drain_sink(self, true);
+          schedule_flush(self);
+        }
       },
       [=](deadline_atom, uint64_t id) { on_deadline(self, id); },
       [=](expect_atom, uint32_t rank) -> caf::result<std::string> {

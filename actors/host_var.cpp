@@ -11,15 +11,19 @@ void release_sink::push(uint32_t rank, std::string uri) {
   {
     std::lock_guard guard{mtx_};
     queue_.emplace_back(rank, std::move(uri));
-    if (queue_.size() == 1 || queue_.size() % wake_every_ == 0)
+    if (!armed_ || queue_.size() % wake_every_ == 0) {
+      armed_ = true;
       wake = driver_;
+    }
   }
   if (wake)
     caf::anon_send(wake, release_atom::value);
 }
 
-std::vector<std::pair<uint32_t, std::string>> release_sink::drain() {
+std::vector<std::pair<uint32_t, std::string>> release_sink::drain(bool disarm) {
   std::lock_guard guard{mtx_};
+  if (disarm)
+    armed_ = false;
   return std::exchange(queue_, {});
 }
 

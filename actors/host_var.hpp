@@ -21,12 +21,15 @@ public:
   /// URIs after which the sink wakes the driver actor again.
   explicit release_sink(size_t wake_every = 8192) : wake_every_(wake_every) {}
 
-  /// Queues one release; wakes the driver actor on the first queued
-  /// release and every `wake_every` releases after it.
+  /// Queues one release. Wakes the driver actor when the sink is not armed
+  /// (and arms it), and every `wake_every` queued releases: a burst of
+  /// drops within one release delay costs the driver one wake-up, not one
+  /// per handle.
   void push(uint32_t rank, std::string uri);
 
-  /// Takes everything queued.
-  std::vector<std::pair<uint32_t, std::string>> drain();
+  /// Takes everything queued. With `disarm`, the next push wakes the
+  /// driver again (the driver disarms when no flush of its own is due).
+  std::vector<std::pair<uint32_t, std::string>> drain(bool disarm = true);
 
   /// Sets (or clears) the actor to wake.
   void attach(caf::actor driver);
@@ -39,6 +42,7 @@ private:
   std::vector<std::pair<uint32_t, std::string>> queue_;
   caf::actor driver_;
   size_t wake_every_;
+  bool armed_ = false;
 };
 
 /// One driver-side handle on one object of one worker. Copies of a

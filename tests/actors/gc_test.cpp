@@ -248,3 +248,51 @@ TEST_F(gc, a_million_handles_cost_few_release_messages) {
   EXPECT_LE(msgs, 1000u) << "releases must be batched";
   std::cout << "1M handles released with " << msgs << " messages\n";
 }
+
+TEST(release_sink, a_burst_of_drops_wakes_the_driver_once_per_flush) {
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  release_sink sink{4};
+  sink.attach(caf::actor_cast<caf::actor>(self));
+  auto wakes = [&] {
+    size_t n = 0;
+    for (bool more = true; more;)
+      self->receive([&](release_atom) { ++n; },
+                    caf::after(std::chrono::milliseconds{50}) >>
+                        [&] { more = false; });
+    return n;
+  };
+  sink.push(0, "mem://a");
+  sink.push(0, "mem://b");
+  sink.push(1, "mem://c");
+  EXPECT_EQ(wakes(), 1u) << "one wake for a burst";
+  sink.push(1, "mem://d"); // the 4th queued release: a batch is full
+  EXPECT_EQ(wakes(), 1u);
+  // Drained while a flush of the driver's own is due: still armed.
+  EXPECT_EQ(sink.drain(false).size(), 4u);
+  sink.push(0, "mem://e");
+  EXPECT_EQ(wakes(), 0u);
+  // The flush disarms: the next drop wakes the driver again.
+  EXPECT_EQ(sink.drain(true).size(), 1u);
+  sink.push(0, "mem://f");
+  EXPECT_EQ(wakes(), 1u);
+  EXPECT_EQ(sink.drain().size(), 1u);
+}
+
+TEST_F(gc, handles_dropped_one_by_one_are_released_without_a_flush) {
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 50; ++i) {
+      auto x = drv->put(i % 2, vec(4, i));
+      ASSERT_TRUE(x) << describe(x.error());
+      auto y = drv->run(fan_out(2), {*x});
+      ASSERT_TRUE(y) << describe(y.error());
+    } // each handle dropped right after its task
+    for (uint32_t r = 0; r < 2; ++r)
+      EXPECT_TRUE(eventually([&] { return mem_objects(r) == 0; }))
+          << "round " << round << ": rank " << r << " holds " << mem_objects(r);
+    // Idle long enough for the scheduled flush to pass and disarm the
+    // sink; the next round's first drop must wake the driver again.
+    std::this_thread::sleep_for(20ms);
+  }
+}
