@@ -413,31 +413,37 @@ void task_rtt(context& cx) {
         .receive([](ping_atom) {}, [](caf::error&) {});
     return us_since(t0);
   };
-  // One phase per path, each after its own warm-up; CPU is metered per
-  // phase (this process and the worker processes).
-  auto phase
-      = [&](auto fn, std::vector<double>& out, std::pair<double, double>* cpu) {
-          for (size_t i = 0; i < warm; ++i)
-            fn();
-          cpu_meter meter{cx};
-          for (size_t i = 0; i < n; ++i)
-            out.push_back(fn());
-          if (cpu)
-            *cpu = meter.per_op_us(n);
-        };
+  // CPU is metered in one phase per path, each after its own warm-up (this
+  // process and the worker processes).
+  auto phase = [&](auto fn, std::pair<double, double>* cpu) {
+    for (size_t i = 0; i < warm; ++i)
+      fn();
+    cpu_meter meter{cx};
+    for (size_t i = 0; i < n; ++i)
+      fn();
+    *cpu = meter.per_op_us(n);
+  };
+  std::pair<double, double> cpu_bare;
+  std::pair<double, double> cpu_api;
+  std::pair<double, double> cpu_direct;
+  phase([&] { return ping_us(self, w); }, &cpu_bare);
+  phase([&] { return api_task_us(cx, g, x, 0); }, &cpu_api);
+  phase(direct, &cpu_direct);
+  // Latencies come from interleaved rounds (one sample of every path per
+  // round): the ratio to the CAF ping does not depend on which path ran
+  // while the shared machine was busier.
   std::vector<double> bare;
   std::vector<double> api;
   std::vector<double> actor;
   std::vector<double> worker_only;
   std::vector<double> local_hop;
-  std::pair<double, double> cpu_bare;
-  std::pair<double, double> cpu_api;
-  std::pair<double, double> cpu_direct;
-  phase([&] { return ping_us(self, w); }, bare, &cpu_bare);
-  phase([&] { return api_task_us(cx, g, x, 0); }, api, &cpu_api);
-  phase([&] { return actor_task_us(cx, self, g, uri, 0); }, actor, nullptr);
-  phase(direct, worker_only, &cpu_direct);
-  phase(local, local_hop, nullptr);
+  for (size_t i = 0; i < n; ++i) {
+    bare.push_back(ping_us(self, w));
+    api.push_back(api_task_us(cx, g, x, 0));
+    actor.push_back(actor_task_us(cx, self, g, uri, 0));
+    worker_only.push_back(direct());
+    local_hop.push_back(local());
+  }
   self->send(w, release_atom::value, std::move(direct_outputs));
   self->request(w, request_timeout, close_atom::value)
       .receive([](uint64_t) {}, [](caf::error&) {});
