@@ -1,5 +1,7 @@
 #include "actors/driver.hpp"
 
+#include <condition_variable>
+#include <functional>
 #include <future>
 #include <optional>
 
@@ -201,9 +203,9 @@ caf::expected<host_var> driver::put(uint32_t rank, value_ptr x,
   return result;
 }
 
-caf::expected<std::vector<host_var>>
-driver::run(const graph& g, const std::vector<host_var>& inputs,
-            std::vector<uint32_t> parties) {
+caf::expected<std::vector<std::pair<uint32_t, task_request>>>
+driver::make_tasks(const graph& g, const std::vector<host_var>& inputs,
+                   std::vector<uint32_t> parties) {
   if (parties.empty()) {
     for (uint32_t r = 0; r < world_size_; ++r) {
       bool all = true;
@@ -216,7 +218,7 @@ driver::run(const graph& g, const std::vector<host_var>& inputs,
       return make_error(errc::invalid_argument,
                         "no party holds every input of the graph");
   }
-  std::vector<task_request> requests;
+  std::vector<std::pair<uint32_t, task_request>> tasks;
   for (auto r : parties) {
     if (r >= world_size_)
       return make_error(errc::invalid_argument,
@@ -232,20 +234,29 @@ driver::run(const graph& g, const std::vector<host_var>& inputs,
                                                       + std::to_string(r));
       req.inputs.push_back(std::move(*uri));
     }
-    requests.push_back(std::move(req));
+    tasks.emplace_back(r, std::move(req));
   }
+  return tasks;
+}
+
+caf::expected<std::vector<host_var>>
+driver::run(const graph& g, const std::vector<host_var>& inputs,
+            std::vector<uint32_t> parties) {
+  auto tasks = make_tasks(g, inputs, std::move(parties));
+  if (!tasks)
+    return std::move(tasks.error());
   // All parties at once: send every request, then collect the replies.
   lease self{*this};
   using handle_t = decltype((*self)->request(actor_, wait_, run_atom::value,
                                              uint32_t{0}, task_request{}));
   std::vector<handle_t> handles;
-  for (size_t i = 0; i < parties.size(); ++i)
-    handles.push_back((*self)->request(actor_, wait_, run_atom::value,
-                                       parties[i], std::move(requests[i])));
+  for (auto& [r, req] : *tasks)
+    handles.push_back(
+        (*self)->request(actor_, wait_, run_atom::value, r, std::move(req)));
   std::vector<host_var> outputs(g.outputs.size(), host_var{world_size_});
   caf::error first_error;
-  for (size_t i = 0; i < parties.size(); ++i) {
-    auto r = parties[i];
+  for (size_t i = 0; i < tasks->size(); ++i) {
+    auto r = (*tasks)[i].first;
     handles[i].receive(
         [&](task_reply& reply) {
           for (size_t k = 0; k < reply.outputs.size() && k < outputs.size();
@@ -262,6 +273,147 @@ driver::run(const graph& g, const std::vector<host_var>& inputs,
     return first_error; // outputs of other parties are released here
   }
   return outputs;
+}
+
+// -- submit -------------------------------------------------------------------
+
+struct pending_run::state {
+  std::mutex mtx;
+  std::condition_variable cv;
+  bool done = false;
+  bool taken = false;
+  size_t left = 0;
+  std::vector<host_var> outputs;
+  caf::error first_error;
+  /// The actor collecting the replies; it also sends the cancels, so they
+  /// reach the driver actor (and the workers) after the run requests.
+  caf::actor collector;
+  caf::timespan wait{};
+};
+
+namespace {
+
+using submit_tasks = std::vector<std::pair<uint32_t, task_request>>;
+
+void finish_one(caf::event_based_actor* self,
+                const std::shared_ptr<pending_run::state>& st,
+                std::function<void(pending_run::state&)> apply) {
+  std::lock_guard guard{st->mtx};
+  apply(*st);
+  if (--st->left == 0) {
+    st->done = true;
+    st->cv.notify_all();
+    self->quit();
+  }
+}
+
+/// Sends the run requests of one submitted run and collects the replies
+/// into its state; answers `cancel` with the number of parties that were
+/// still running the run.
+caf::behavior submit_collector(caf::event_based_actor* self,
+                               std::shared_ptr<pending_run::state> st,
+                               driver_actor drv,
+                               std::shared_ptr<release_sink> sink,
+                               submit_tasks tasks) {
+  std::vector<std::pair<uint32_t, uint64_t>> ids;
+  for (auto& [r, req] : tasks) {
+    ids.emplace_back(r, req.task_id);
+    self->request(drv, st->wait, run_atom::value, r, std::move(req))
+        .then(
+            [self, st, sink, r = r](task_reply& reply) {
+              finish_one(self, st, [&](pending_run::state& x) {
+                for (size_t k = 0;
+                     k < reply.outputs.size() && k < x.outputs.size(); ++k)
+                  x.outputs[k].set(r,
+                                   std::make_shared<const remote_ref>(
+                                       r, std::move(reply.outputs[k]), sink));
+              });
+            },
+            [self, st, r = r](caf::error& err) {
+              finish_one(self, st, [&](pending_run::state& x) {
+                if (!x.first_error)
+                  x.first_error
+                      = local_error(err, "run on rank " + std::to_string(r));
+              });
+            });
+  }
+  return {
+      [=](cancel_atom) -> caf::result<uint64_t> {
+        auto rp = self->make_response_promise<uint64_t>();
+        auto count = std::make_shared<uint64_t>(0);
+        auto left = std::make_shared<size_t>(ids.size());
+        for (auto& [r, id] : ids)
+          self->request(drv, st->wait, cancel_atom::value, r, id)
+              .then(
+                  [rp, count, left](bool running) mutable {
+                    *count += running ? 1 : 0;
+                    if (--*left == 0)
+                      rp.deliver(*count);
+                  },
+                  [rp, count, left](caf::error&) mutable {
+                    if (--*left == 0)
+                      rp.deliver(*count);
+                  });
+        return rp;
+      },
+  };
+}
+
+} // namespace
+
+pending_run driver::submit(const graph& g, const std::vector<host_var>& inputs,
+                           std::vector<uint32_t> parties) {
+  auto st = std::make_shared<pending_run::state>();
+  st->wait = wait_;
+  auto tasks = make_tasks(g, inputs, std::move(parties));
+  if (!tasks) {
+    st->first_error = std::move(tasks.error());
+    st->done = true;
+    return pending_run{std::move(st)};
+  }
+  st->outputs.assign(g.outputs.size(), host_var{world_size_});
+  st->left = tasks->size();
+  std::lock_guard guard{st->mtx}; // replies wait until `collector` is set
+  st->collector
+      = sys_.spawn(submit_collector, st, actor_, sink_, std::move(*tasks));
+  return pending_run{st};
+}
+
+bool pending_run::wait_for(caf::timespan timeout) {
+  std::unique_lock guard{st_->mtx};
+  return st_->cv.wait_for(guard, timeout, [this] { return st_->done; });
+}
+
+caf::expected<std::vector<host_var>> pending_run::get() {
+  std::unique_lock guard{st_->mtx};
+  st_->cv.wait(guard, [this] { return st_->done; });
+  if (st_->taken)
+    return make_error(errc::invalid_argument,
+                      "the outputs of this run were already taken");
+  st_->taken = true;
+  st_->collector = nullptr;
+  if (st_->first_error) {
+    st_->outputs.clear(); // outputs of other parties are released here
+    return std::move(st_->first_error);
+  }
+  return std::move(st_->outputs);
+}
+
+size_t pending_run::cancel() {
+  caf::actor collector;
+  caf::timespan wait;
+  {
+    std::lock_guard guard{st_->mtx};
+    if (st_->done || !st_->collector)
+      return 0;
+    collector = st_->collector;
+    wait = st_->wait;
+  }
+  caf::scoped_actor self{collector->home_system(), true};
+  uint64_t count = 0;
+  self->request(collector, wait, cancel_atom::value)
+      .receive([&](uint64_t n) { count = n; }, [](caf::error&) {});
+  return static_cast<size_t>(count);
 }
 
 caf::expected<value_ptr> driver::fetch(const host_var& x, uint32_t rank) {

@@ -44,6 +44,32 @@ struct cluster_spec {
 /// Destroying the driver flushes queued releases and closes its sessions
 /// on every worker (their objects are freed; handles still alive become
 /// dangling and their releases are dropped).
+/// A run in flight, from `driver::submit`: wait for it, take its outputs,
+/// or cancel it. Movable; must not outlive its driver.
+class pending_run {
+public:
+  struct state;
+
+  explicit pending_run(std::shared_ptr<state> st) : st_(std::move(st)) {}
+
+  /// Waits up to `timeout`; true once the run finished (ok or failed).
+  bool wait_for(caf::timespan timeout);
+
+  /// Waits for the run; returns one host_var per graph output, or the
+  /// first failing party's error. Only once: a second call returns
+  /// `invalid_argument`.
+  caf::expected<std::vector<host_var>> get();
+
+  /// Asks every party still running the run to stop at its next op
+  /// boundary (or kernel poll): the run then fails with `cancelled`, its
+  /// inputs are unpinned and no output is kept. A finished run keeps its
+  /// outputs. Returns how many parties were still running it.
+  size_t cancel();
+
+private:
+  std::shared_ptr<state> st_;
+};
+
 class driver {
 public:
   /// Connects to every worker of `spec` (typed remote actors) and opens a
@@ -87,6 +113,12 @@ public:
   caf::expected<std::vector<host_var>> run(const graph& g,
                                            const std::vector<host_var>& inputs,
                                            std::vector<uint32_t> parties = {});
+
+  /// Like `run`, without waiting: the returned pending run completes in
+  /// the background, so a driver can keep many runs in flight and cancel
+  /// them. Errors (bad ranks, missing inputs) surface from `get`.
+  pending_run submit(const graph& g, const std::vector<host_var>& inputs,
+                     std::vector<uint32_t> parties = {});
 
   /// Fetches party `rank`'s value of `x` (subject to the worker's policy).
   caf::expected<value_ptr> fetch(const host_var& x, uint32_t rank);
@@ -139,6 +171,11 @@ private:
 
   template<class Reply, class... Ts>
   caf::expected<Reply> ask(Ts&&... xs);
+
+  /// One task request per party (see `run`), or the error `run` returns.
+  caf::expected<std::vector<std::pair<uint32_t, task_request>>>
+  make_tasks(const graph& g, const std::vector<host_var>& inputs,
+             std::vector<uint32_t> parties);
 
   template<class Reply, class... Ts>
   caf::expected<Reply> ask_within(caf::timespan wait, Ts&&... xs);

@@ -375,6 +375,11 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         }
       },
       [=](deadline_atom, uint64_t id) { on_deadline(self, id); },
+      [=](cancel_atom, uint32_t rank, uint64_t task_id) -> caf::result<bool> {
+        return forward<bool>(self, rank,
+                             "cancel task " + std::to_string(task_id),
+                             cancel_atom::value, task_id);
+      },
       [=](expect_atom, uint32_t rank) -> caf::result<std::string> {
         return forward<std::string>(self, rank, "expect transfer",
                                     expect_atom::value);

@@ -67,7 +67,7 @@ caf::error kernel_context::fail(const std::string& why) const {
 caf::expected<run_outcome> execute(const graph& g,
                                    std::vector<value_ptr> inputs,
                                    const op_registry& registry,
-                                   const std::atomic<bool>* cancel) {
+                                   cancel_flags cancel) {
   if (inputs.size() != g.inputs.size())
     return make_error(errc::op_failed,
                       "graph takes " + std::to_string(g.inputs.size())
@@ -84,7 +84,7 @@ caf::expected<run_outcome> execute(const graph& g,
   std::vector<value_ptr> args;
   for (size_t i = 0; i < g.ops.size(); ++i) {
     auto& x = g.ops[i];
-    if (cancel != nullptr && cancel->load(std::memory_order_relaxed))
+    if (cancel.requested())
       return make_error(errc::cancelled, "run cancelled before op #"
                                              + std::to_string(i) + " '"
                                              + x.opcode + "'");

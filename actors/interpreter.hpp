@@ -29,6 +29,6 @@ caf::error validate(const graph& g, const op_registry& registry);
 caf::expected<run_outcome> execute(const graph& g,
                                    std::vector<value_ptr> inputs,
                                    const op_registry& registry,
-                                   const std::atomic<bool>* cancel = nullptr);
+                                   cancel_flags cancel = {});
 
 } // namespace objstore

@@ -21,11 +21,23 @@ namespace objstore {
 
 class op_registry;
 
+/// Whether a run should stop: its own flag (a driver's `cancel`) or its
+/// node's stop flag. Either may be null.
+struct cancel_flags {
+  const std::atomic<bool>* run = nullptr;
+  const std::atomic<bool>* node = nullptr;
+
+  bool requested() const noexcept {
+    return (run != nullptr && run->load(std::memory_order_relaxed))
+           || (node != nullptr && node->load(std::memory_order_relaxed));
+  }
+};
+
 /// What a kernel sees besides its inputs.
 class kernel_context {
 public:
   kernel_context(const op& node, const op_registry& registry,
-                 const std::atomic<bool>* cancel)
+                 cancel_flags cancel)
       : node_(node), registry_(registry), cancel_(cancel) {}
 
   /// The op being executed (attributes, regions).
@@ -33,9 +45,7 @@ public:
 
   /// True once the run was cancelled or the node is stopping; long
   /// kernels poll it and return `cancelled`.
-  bool cancelled() const noexcept {
-    return cancel_ != nullptr && cancel_->load(std::memory_order_relaxed);
-  }
+  bool cancelled() const noexcept { return cancel_.requested(); }
 
   /// Runs region `index` of the op on `inputs` (for control-flow ops).
   caf::expected<std::vector<value_ptr>>
@@ -47,7 +57,7 @@ public:
 private:
   const op& node_;
   const op_registry& registry_;
-  const std::atomic<bool>* cancel_;
+  cancel_flags cancel_;
 };
 
 using kernel_result = caf::expected<std::vector<value_ptr>>;

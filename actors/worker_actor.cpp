@@ -59,6 +59,9 @@ struct task_job {
   std::shared_ptr<object_store> objects;
   std::shared_ptr<const op_registry> ops;
   std::shared_ptr<std::atomic<bool>> stopping;
+  /// Set by a `cancel` of the session that submitted the task.
+  std::shared_ptr<std::atomic<bool>> cancel
+      = std::make_shared<std::atomic<bool>>(false);
 };
 
 caf::expected<task_outcome> run_job(task_job& job) {
@@ -74,7 +77,7 @@ caf::expected<task_outcome> run_job(task_job& job) {
   // requested output fails before it takes the node's memory.
   scoped_allocation_limit cap{job.objects->options().max_object_size};
   auto result = execute(job.program, std::move(job.inputs), *job.ops,
-                        job.stopping.get());
+                        cancel_flags{job.cancel.get(), job.stopping.get()});
   if (!result)
     return std::move(result.error());
   task_outcome out;
@@ -369,7 +372,7 @@ worker_actor_impl(self_ptr self, node_options options,
         job->stopping = st.stopping;
         ++st.counters.tasks_running;
         auto task_id = req.task_id;
-        auto finish = [self, job] {
+        std::function<void()> finish = [self, job] {
           auto& st = self->state;
           --st.counters.tasks_running;
           for (auto& id : job->input_ids)
@@ -388,6 +391,12 @@ worker_actor_impl(self_ptr self, node_options options,
           return task_done(self, s, task_id, *out);
         }
         auto rp = self->make_response_promise<task_reply>();
+        auto running
+            = st.running.emplace(std::make_pair(s, task_id), job->cancel);
+        finish = [self, job, running, unpin = std::move(finish)] {
+          self->state.running.erase(running);
+          unpin();
+        };
         auto task = self->spawn(task_actor, job);
         self->request(task, caf::infinite, run_atom::value)
             .then(
@@ -401,6 +410,19 @@ worker_actor_impl(self_ptr self, node_options options,
                   rp.deliver(std::move(err));
                 });
         return rp;
+      },
+      [=](cancel_atom, uint64_t task_id) -> bool {
+        auto& st = self->state;
+        auto s = session_of(self);
+        if (s == 0)
+          return false;
+        bool found = false;
+        auto [first, last] = st.running.equal_range(std::make_pair(s, task_id));
+        for (auto i = first; i != last; ++i) {
+          i->second->store(true, std::memory_order_relaxed);
+          found = true;
+        }
+        return found;
       },
       [=](fetch_atom, std::string& text) -> caf::result<wire_value> {
         auto& st = self->state;

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -35,6 +36,11 @@ struct worker_state {
   session_id next_session = 1;
 
   uint64_t next_task = 1;
+  /// Cancel flags of the tasks running in task actors, by (session, task
+  /// id) as the driver numbered them.
+  std::multimap<std::pair<session_id, uint64_t>,
+                std::shared_ptr<std::atomic<bool>>>
+      running;
   worker_stats counters;
 };
 

@@ -36,6 +36,12 @@ using worker_actor = caf::typed_actor<
     /// permission_denied (inputs), op_failed (naming the op), cancelled,
     /// resource_exhausted.
     caf::replies_to<run_atom, task_request>::with<task_reply>,
+    /// Asks the session's running task `task_id` (as numbered in its
+    /// task_request) to stop at the next op boundary or kernel poll; the
+    /// run then fails with `cancelled`, its inputs are unpinned and no
+    /// output is stored. Replies whether such a task was running (false
+    /// for finished, unknown or other sessions' tasks). Idempotent.
+    caf::replies_to<cancel_atom, uint64_t>::with<bool>,
     /// Returns an object's value if the fetch policy allows it. Idempotent.
     /// Errors: invalid_uri, not_found, permission_denied.
     caf::replies_to<fetch_atom, std::string>::with<wire_value>,
@@ -114,6 +120,8 @@ using driver_actor = caf::typed_actor<
     caf::replies_to<hello_atom>::with<std::vector<session_info>>,
     caf::replies_to<put_atom, uint32_t, put_request>::with<std::string>,
     caf::replies_to<run_atom, uint32_t, task_request>::with<task_reply>,
+    /// Forwards a cancel of task `task_id` to worker `rank`.
+    caf::replies_to<cancel_atom, uint32_t, uint64_t>::with<bool>,
     caf::replies_to<fetch_atom, uint32_t, std::string>::with<wire_value>,
     caf::replies_to<erase_atom, uint32_t, std::string>::with<bool>,
     /// Queues releases; they go out batched (count or timer, or `flush`).

@@ -192,3 +192,94 @@ TEST(fault_shutdown, driver_with_only_lost_workers_closes_at_once) {
   EXPECT_LT(objstore::test::elapsed_ms(start), 2000)
       << "closing must not wait for the timeout";
 }
+
+// -- submit and cancel (DESIGN.md §5) -----------------------------------------
+
+TEST_F(fault, submitted_runs_complete_in_the_background) {
+  start();
+  auto& d = connect();
+  std::vector<host_var> xs;
+  std::vector<pending_run> runs;
+  for (int64_t i = 0; i < 20; ++i) {
+    auto x = d.put(static_cast<uint32_t>(i % 3), small_tensor({i, 1}));
+    ASSERT_TRUE(x) << describe(x.error());
+    xs.push_back(*x);
+    runs.push_back(d.submit(double_graph(), {*x}));
+  }
+  for (int64_t i = 0; i < 20; ++i) {
+    auto r = static_cast<uint32_t>(i % 3);
+    auto out = runs[i].get();
+    ASSERT_TRUE(out) << describe(out.error());
+    ASSERT_EQ(out->size(), 1u);
+    EXPECT_EQ((*out)[0].parties(), std::vector<uint32_t>{r});
+    auto v = d.fetch((*out)[0], r);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{2 * i, 2}));
+    expect_error(runs[i].get(), errc::invalid_argument); // taken once
+  }
+  // A run that cannot start fails from get, naming what was wrong.
+  auto bad = d.submit(double_graph(), {xs[0]}, {7});
+  EXPECT_TRUE(bad.wait_for(0ms));
+  auto why = expect_error(bad.get(), errc::invalid_argument);
+  EXPECT_NE(why.find("rank 7"), std::string::npos) << why;
+}
+
+TEST_F(fault, cancel_stops_a_running_run_and_keeps_nothing) {
+  start();
+  auto& d = connect();
+  auto x = d.put(1, small_tensor({4, 2}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto before = d.worker_stats_of(1);
+  ASSERT_TRUE(before);
+  auto started = std::chrono::steady_clock::now();
+  auto run = d.submit(sleep_graph(20000), {*x});
+  // Cancelling right after submit reaches the worker after the run
+  // request (both go through the run's collector and the driver actor).
+  EXPECT_EQ(run.cancel(), 1u);
+  ASSERT_TRUE(run.wait_for(5s)) << "the cancelled run kept running";
+  EXPECT_LT(elapsed_ms(started), 5000);
+  expect_error(run.get(), errc::cancelled);
+  ASSERT_TRUE(wait_running(d, 1, 0));
+  auto after = d.worker_stats_of(1);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->pinned_objects, 0u) << "inputs stay pinned";
+  EXPECT_EQ(after->mem_objects, before->mem_objects) << "an output was kept";
+  EXPECT_EQ(after->tasks_failed, before->tasks_failed + 1);
+  // The input is untouched and the worker serves on.
+  auto v = d.fetch(*x, 1);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{4, 2}));
+  expect_serving(d, 1);
+}
+
+TEST_F(fault, cancelling_a_finished_run_keeps_its_outputs) {
+  start();
+  auto& d = connect();
+  auto x = d.put(0, small_tensor({3}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto run = d.submit(sleep_graph(10), {*x});
+  ASSERT_TRUE(run.wait_for(5s));
+  EXPECT_EQ(run.cancel(), 0u);
+  auto out = run.get();
+  ASSERT_TRUE(out) << describe(out.error());
+  auto v = d.fetch((*out)[0], 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{3}));
+  EXPECT_EQ(run.cancel(), 0u);
+}
+
+TEST_F(fault, dropping_a_pending_run_releases_its_outputs) {
+  start();
+  auto& d = connect();
+  auto x = d.put(2, small_tensor({1, 2, 3}));
+  ASSERT_TRUE(x) << describe(x.error());
+  {
+    auto run = d.submit(sleep_graph(50), {*x});
+  } // never waited for: its outputs are released when it completes
+  EXPECT_TRUE(poll_until([&]() -> bool {
+    auto flushed = d.flush();
+    auto ws = d.worker_stats_of(2);
+    return flushed && ws && ws->tasks_running == 0 && ws->tasks_run >= 1
+           && ws->mem_objects == 1;
+  })) << "the dropped run's output stayed on the worker";
+}

@@ -117,7 +117,7 @@ TEST(interpreter, honours_cancellation_between_ops) {
   graph_builder b;
   auto x = b.input();
   b.output(b.add("neg", {x}));
-  auto out = execute(b.build(), {vec({1})}, *ops, &cancel);
+  auto out = execute(b.build(), {vec({1})}, *ops, cancel_flags{&cancel});
   ASSERT_FALSE(out);
   EXPECT_EQ(code_of(out.error()), errc::cancelled);
 }
