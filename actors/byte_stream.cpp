@@ -123,23 +123,6 @@ private:
   SSL* ssl_;
 };
 
-int passphrase_cb(char* buf, int size, int, void* user) {
-  auto* text = static_cast<const std::string*>(user);
-  auto n = std::min<int>(size, static_cast<int>(text->size()));
-  std::copy_n(text->data(), n, buf);
-  return n;
-}
-
-std::string ssl_reason() {
-  auto code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0)
-    return "handshake failed";
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof(buf));
-  return buf;
-}
-
 } // namespace
 
 std::unique_ptr<byte_stream> make_plain_stream(int fd) {
@@ -157,11 +140,12 @@ tls_context::make(const tls_options& options) {
   result->ctx_ = ctx;
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   auto passphrase = options.passphrase;
-  SSL_CTX_set_default_passwd_cb(ctx, passphrase_cb);
+  SSL_CTX_set_default_passwd_cb(ctx, detail::openssl_passphrase_cb);
   SSL_CTX_set_default_passwd_cb_userdata(ctx, &passphrase);
   auto fail = [&](const std::string& option, const std::string& file) {
     return make_error(errc::invalid_argument,
-                      "openssl." + option + " '" + file + "': " + ssl_reason());
+                      "openssl." + option + " '" + file
+                          + "': " + detail::openssl_reason("handshake failed"));
   };
   if (SSL_CTX_use_certificate_chain_file(ctx, options.certificate.c_str()) != 1)
     return fail("certificate", options.certificate);
@@ -184,7 +168,7 @@ caf::expected<std::unique_ptr<byte_stream>> tls_context::accept(int fd) const {
   auto* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_));
   SSL_set_fd(ssl, fd);
   if (SSL_accept(ssl) != 1) {
-    auto why = ssl_reason();
+    auto why = detail::openssl_reason("handshake failed");
     SSL_free(ssl);
     return make_error(errc::unauthenticated,
                       "data plane TLS handshake refused: " + why);
@@ -196,7 +180,7 @@ caf::expected<std::unique_ptr<byte_stream>> tls_context::connect(int fd) const {
   auto* ssl = SSL_new(static_cast<SSL_CTX*>(ctx_));
   SSL_set_fd(ssl, fd);
   if (SSL_connect(ssl) != 1) {
-    auto why = ssl_reason();
+    auto why = detail::openssl_reason("handshake failed");
     SSL_free(ssl);
     return make_error(errc::unauthenticated,
                       "data plane TLS handshake failed: " + why);

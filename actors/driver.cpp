@@ -27,6 +27,21 @@ caf::error local_error(const caf::error& err, const std::string& what) {
   return make_error(errc::io_error, what + ": " + describe(err));
 }
 
+/// Turns party `r`'s reply into its part of each output variable.
+void adopt_outputs(std::vector<host_var>& outputs, uint32_t r,
+                   task_reply& reply,
+                   const std::shared_ptr<release_sink>& sink) {
+  for (size_t k = 0; k < reply.outputs.size() && k < outputs.size(); ++k)
+    outputs[k].set(r, std::make_shared<const remote_ref>(
+                          r, std::move(reply.outputs[k]), sink));
+}
+
+/// Keeps the first failing party's error of a run, naming its rank.
+void keep_first_error(caf::error& first, uint32_t r, const caf::error& err) {
+  if (!first)
+    first = local_error(err, "run on rank " + std::to_string(r));
+}
+
 } // namespace
 
 caf::expected<cluster_spec> cluster_spec::parse(std::string_view text) {
@@ -258,15 +273,8 @@ driver::run(const graph& g, const std::vector<host_var>& inputs,
   for (size_t i = 0; i < tasks->size(); ++i) {
     auto r = (*tasks)[i].first;
     handles[i].receive(
-        [&](task_reply& reply) {
-          for (size_t k = 0; k < reply.outputs.size() && k < outputs.size();
-               ++k)
-            outputs[k].set(r, adopt(r, std::move(reply.outputs[k])));
-        },
-        [&](caf::error& err) {
-          if (!first_error)
-            first_error = local_error(err, "run on rank " + std::to_string(r));
-        });
+        [&](task_reply& reply) { adopt_outputs(outputs, r, reply, sink_); },
+        [&](caf::error& err) { keep_first_error(first_error, r, err); });
   }
   if (first_error) {
     self.discard();
@@ -322,18 +330,12 @@ caf::behavior submit_collector(caf::event_based_actor* self,
         .then(
             [self, st, sink, r = r](task_reply& reply) {
               finish_one(self, st, [&](pending_run::state& x) {
-                for (size_t k = 0;
-                     k < reply.outputs.size() && k < x.outputs.size(); ++k)
-                  x.outputs[k].set(r,
-                                   std::make_shared<const remote_ref>(
-                                       r, std::move(reply.outputs[k]), sink));
+                adopt_outputs(x.outputs, r, reply, sink);
               });
             },
             [self, st, r = r](caf::error& err) {
               finish_one(self, st, [&](pending_run::state& x) {
-                if (!x.first_error)
-                  x.first_error
-                      = local_error(err, "run on rank " + std::to_string(r));
+                keep_first_error(x.first_error, r, err);
               });
             });
   }

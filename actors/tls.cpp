@@ -1,5 +1,6 @@
 #include "actors/tls.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -41,23 +42,6 @@ struct pkey_free {
   void operator()(EVP_PKEY* x) const { EVP_PKEY_free(x); }
 };
 
-int passphrase_cb(char* buf, int size, int, void* user) {
-  auto* text = static_cast<const std::string*>(user);
-  auto n = std::min<int>(size, static_cast<int>(text->size()));
-  std::copy_n(text->data(), n, buf);
-  return n;
-}
-
-std::string openssl_reason() {
-  auto code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0)
-    return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(code, buf, sizeof(buf));
-  return buf;
-}
-
 } // namespace
 
 caf::error validate_tls(const tls_options& x) {
@@ -73,13 +57,14 @@ caf::error validate_tls(const tls_options& x) {
   x509_ptr cert{PEM_read_X509(cert_file.get(), nullptr, nullptr, nullptr)};
   if (!cert)
     return bad("certificate", x.certificate,
-               "not a PEM certificate (" + openssl_reason() + ")");
+               "not a PEM certificate ("
+                   + detail::openssl_reason("unknown OpenSSL error") + ")");
   file_ptr key_file{std::fopen(x.key.c_str(), "r")};
   if (!key_file)
     return bad("key", x.key, "cannot be read");
   auto passphrase = x.passphrase;
-  std::unique_ptr<EVP_PKEY, pkey_free> key{
-      PEM_read_PrivateKey(key_file.get(), nullptr, passphrase_cb, &passphrase)};
+  std::unique_ptr<EVP_PKEY, pkey_free> key{PEM_read_PrivateKey(
+      key_file.get(), nullptr, detail::openssl_passphrase_cb, &passphrase)};
   if (!key)
     return bad("key", x.key,
                "cannot be decrypted or parsed (wrong openssl.passphrase?)");
@@ -154,5 +139,26 @@ void unpublish_worker(caf::actor_system& sys, const worker_actor& worker,
     sys.middleman().unpublish(worker, port);
   }
 }
+
+namespace detail {
+
+int openssl_passphrase_cb(char* buf, int size, int, void* user) {
+  auto* text = static_cast<const std::string*>(user);
+  auto n = std::min<int>(size, static_cast<int>(text->size()));
+  std::copy_n(text->data(), n, buf);
+  return n;
+}
+
+std::string openssl_reason(const char* fallback) {
+  auto code = ERR_get_error();
+  ERR_clear_error();
+  if (code == 0)
+    return fallback;
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof(buf));
+  return buf;
+}
+
+} // namespace detail
 
 } // namespace objstore

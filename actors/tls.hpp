@@ -51,4 +51,15 @@ connect_worker(caf::actor_system& sys, const std::string& host, uint16_t port);
 void unpublish_worker(caf::actor_system& sys, const worker_actor& worker,
                       uint16_t port);
 
+namespace detail {
+
+/// OpenSSL password callback; `user` points to the passphrase string.
+int openssl_passphrase_cb(char* buf, int size, int rwflag, void* user);
+
+/// Takes OpenSSL's oldest queued error as text (clearing the queue), or
+/// `fallback` when none is queued.
+std::string openssl_reason(const char* fallback);
+
+} // namespace detail
+
 } // namespace objstore

@@ -372,7 +372,7 @@ worker_actor_impl(self_ptr self, node_options options,
         job->stopping = st.stopping;
         ++st.counters.tasks_running;
         auto task_id = req.task_id;
-        std::function<void()> finish = [self, job] {
+        auto finish = [self, job] {
           auto& st = self->state;
           --st.counters.tasks_running;
           for (auto& id : job->input_ids)
@@ -391,21 +391,22 @@ worker_actor_impl(self_ptr self, node_options options,
           return task_done(self, s, task_id, *out);
         }
         auto rp = self->make_response_promise<task_reply>();
+        // Cancellable while its task actor runs.
         auto running
             = st.running.emplace(std::make_pair(s, task_id), job->cancel);
-        finish = [self, job, running, unpin = std::move(finish)] {
+        auto done = [self, running, finish] {
           self->state.running.erase(running);
-          unpin();
+          finish();
         };
         auto task = self->spawn(task_actor, job);
         self->request(task, caf::infinite, run_atom::value)
             .then(
-                [self, rp, s, task_id, finish](task_outcome& out) mutable {
-                  finish();
+                [self, rp, s, task_id, done](task_outcome& out) mutable {
+                  done();
                   rp.deliver(task_done(self, s, task_id, out));
                 },
-                [self, rp, finish](caf::error& err) mutable {
-                  finish();
+                [self, rp, done](caf::error& err) mutable {
+                  done();
                   ++self->state.counters.tasks_failed;
                   rp.deliver(std::move(err));
                 });

@@ -42,10 +42,12 @@ void tune_socket(int fd) {
   ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 }
 
-bool send_all(int fd, const char* data, size_t n) {
+/// Moves `n` bytes with `io` (send or recv), in pieces of `io_piece`.
+template<class Io>
+bool transfer_all(int fd, char* data, size_t n, Io io) {
   size_t off = 0;
   while (off < n) {
-    auto k = ::send(fd, data + off, std::min(io_piece, n - off), MSG_NOSIGNAL);
+    auto k = io(fd, data + off, std::min(io_piece, n - off));
     if (k < 0 && errno == EINTR)
       continue;
     if (k <= 0)
@@ -55,17 +57,15 @@ bool send_all(int fd, const char* data, size_t n) {
   return true;
 }
 
+bool send_all(int fd, const char* data, size_t n) {
+  return transfer_all(
+      fd, const_cast<char*>(data), n,
+      [](int s, char* p, size_t k) { return ::send(s, p, k, MSG_NOSIGNAL); });
+}
+
 bool recv_all(int fd, char* data, size_t n) {
-  size_t off = 0;
-  while (off < n) {
-    auto k = ::recv(fd, data + off, std::min(io_piece, n - off), 0);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k <= 0)
-      return false;
-    off += static_cast<size_t>(k);
-  }
-  return true;
+  return transfer_all(
+      fd, data, n, [](int s, char* p, size_t k) { return ::recv(s, p, k, 0); });
 }
 
 } // namespace

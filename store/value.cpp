@@ -81,11 +81,6 @@ uint64_t scoped_allocation_limit::current() noexcept {
 std::shared_ptr<buffer> buffer::allocate(size_t size) {
   if (allocation_limit > 0 && size > allocation_limit)
     throw allocation_limit_exceeded{size, allocation_limit};
-  // aligned_alloc needs a multiple of the alignment; zero-size buffers still
-  // get a valid pointer so data() is never null.
-  auto rounded = (size + alignment - 1) / alignment * alignment;
-  if (rounded == 0)
-    rounded = alignment;
   if (size >= huge_threshold) {
     // Large objects on transparent huge pages: a 256 MiB object takes 128
     // page faults instead of 65536, the difference between filling a fresh
@@ -102,6 +97,11 @@ std::shared_ptr<buffer> buffer::allocate(size_t size) {
     return std::shared_ptr<buffer>{
         new buffer(static_cast<std::byte*>(ptr), size)};
   }
+  // aligned_alloc needs a multiple of the alignment; zero-size buffers still
+  // get a valid pointer so data() is never null.
+  auto rounded = (size + alignment - 1) / alignment * alignment;
+  if (rounded == 0)
+    rounded = alignment;
   auto* ptr = static_cast<std::byte*>(std::aligned_alloc(alignment, rounded));
   if (ptr == nullptr)
     throw std::bad_alloc{};

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "actors/local_cluster.hpp"
+#include "messages/graph.hpp"
 #include "store/error.hpp"
 
 namespace objstore::test {
@@ -57,6 +58,42 @@ inline host_var combine(size_t world_size, const std::vector<host_var>& xs) {
 inline std::vector<int64_t> int64_values(const value_ptr& x) {
   auto xs = x->as_tensor().values<int64_t>();
   return {xs.begin(), xs.end()};
+}
+
+/// A 1-D int64 tensor of `xs`.
+inline value_ptr small_tensor(std::vector<int64_t> xs) {
+  auto n = static_cast<int64_t>(xs.size());
+  return make_value(tensor::from<int64_t>({n}, xs));
+}
+
+/// Passes its input through after sleeping `ms` (cancellable).
+inline graph sleep_graph(int64_t ms) {
+  graph_builder b;
+  auto x = b.input();
+  b.output(b.add("sleep", {x}, {make_attr("ms", ms)}));
+  return b.build();
+}
+
+/// Doubles its input and marks the result revealed (fetchable under the
+/// revealed-only policy).
+inline graph double_graph() {
+  graph_builder b;
+  auto x = b.input();
+  b.output(b.add("reveal", {b.add("add", {x, x})}));
+  return b.build();
+}
+
+/// A put, a run and a fetch on `rank` all succeed.
+inline void expect_serving(driver& d, uint32_t rank) {
+  SCOPED_TRACE("rank " + std::to_string(rank) + " serves");
+  auto x = d.put(rank, small_tensor({int64_t{rank} + 1, 1}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto y = d.run(double_graph(), {*x}, {rank});
+  ASSERT_TRUE(y) << describe(y.error());
+  auto v = d.fetch((*y)[0], rank);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v),
+            (std::vector<int64_t>{2 * (int64_t{rank} + 1), 2}));
 }
 
 class cluster_fixture : public ::testing::Test {

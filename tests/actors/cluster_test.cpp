@@ -61,11 +61,6 @@ graph unary_graph(const char* opcode) {
   return b.build();
 }
 
-value_ptr small_tensor(std::vector<int64_t> xs) {
-  auto n = static_cast<int64_t>(xs.size());
-  return make_value(tensor::from<int64_t>({n}, xs));
-}
-
 using cluster = cluster_fixture;
 
 TEST_F(cluster, smoke) {

@@ -12,11 +12,6 @@ using namespace objstore::test;
 
 namespace {
 
-value_ptr small_tensor(std::vector<int64_t> xs) {
-  auto n = static_cast<int64_t>(xs.size());
-  return make_value(tensor::from<int64_t>({n}, xs));
-}
-
 graph unary_graph(const char* opcode) {
   graph_builder b;
   auto x = b.input();

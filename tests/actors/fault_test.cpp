@@ -13,39 +13,7 @@ using namespace objstore::test;
 
 namespace {
 
-value_ptr small_tensor(std::vector<int64_t> xs) {
-  auto n = static_cast<int64_t>(xs.size());
-  return make_value(tensor::from<int64_t>({n}, xs));
-}
-
-/// Passes its input through after sleeping `ms` (cancellable).
-graph sleep_graph(int64_t ms) {
-  graph_builder b;
-  auto x = b.input();
-  b.output(b.add("sleep", {x}, {make_attr("ms", ms)}));
-  return b.build();
-}
-
-graph double_graph() {
-  graph_builder b;
-  auto x = b.input();
-  b.output(b.add("add", {x, x}));
-  return b.build();
-}
-
 using fault = cluster_fixture;
-
-/// A put, a run and a fetch on `rank` all succeed.
-void expect_serving(driver& d, uint32_t rank) {
-  SCOPED_TRACE("rank " + std::to_string(rank) + " still serves");
-  auto x = d.put(rank, small_tensor({int64_t{rank}, 1}));
-  ASSERT_TRUE(x) << describe(x.error());
-  auto y = d.run(double_graph(), {*x});
-  ASSERT_TRUE(y) << describe(y.error());
-  auto v = d.fetch((*y)[0], rank);
-  ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{2 * int64_t{rank}, 2}));
-}
 
 /// Waits until `rank` reports `n` running tasks.
 bool wait_running(driver& d, uint32_t rank, uint64_t n) {

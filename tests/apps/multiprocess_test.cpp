@@ -22,31 +22,6 @@ using multiprocess = process_fixture;
 constexpr size_t demo_rows = 20'000;
 constexpr uint64_t demo_seed = 11;
 
-value_ptr int_tensor(int64_t x) {
-  return make_value(tensor::from<int64_t>({1}, std::vector<int64_t>{x}));
-}
-
-/// Doubles its input and marks the result revealed (fetchable under the
-/// revealed-only policy).
-graph double_graph() {
-  graph_builder b;
-  auto x = b.input();
-  b.output(b.add("reveal", {b.add("add", {x, x})}));
-  return b.build();
-}
-
-/// A put, a run and a fetch on `rank` all succeed.
-void expect_serving(driver& d, uint32_t rank) {
-  SCOPED_TRACE("rank " + std::to_string(rank) + " serves");
-  auto x = d.put(rank, int_tensor(rank + 1));
-  ASSERT_TRUE(x) << describe(x.error());
-  auto y = d.run(double_graph(), {*x}, {rank});
-  ASSERT_TRUE(y) << describe(y.error());
-  auto v = d.fetch((*y)[0], rank);
-  ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(int64_values(*v), std::vector<int64_t>{2 * (rank + 1)});
-}
-
 TEST_F(multiprocess, children_are_killed_and_reaped) {
   pid_t pid = 0;
   {
@@ -127,7 +102,8 @@ TEST_F(multiprocess, killed_driver_process_loses_its_session_objects) {
   std::vector<host_var> kept;
   for (uint32_t r = 0; r < 2; ++r)
     for (uint64_t i = 0; i < own; ++i) {
-      auto x = survivor->put(r, int_tensor(static_cast<int64_t>(10 * r + i)));
+      auto x
+          = survivor->put(r, small_tensor({static_cast<int64_t>(10 * r + i)}));
       ASSERT_TRUE(x) << describe(x.error());
       kept.push_back(*x);
     }

@@ -17,43 +17,12 @@ namespace {
 
 using process_fault = process_fixture;
 
-value_ptr int_tensor(int64_t x) {
-  return make_value(tensor::from<int64_t>({1}, std::vector<int64_t>{x}));
-}
-
-/// Passes its input through after sleeping `ms` (cancellable).
-graph sleep_graph(int64_t ms) {
-  graph_builder b;
-  auto x = b.input();
-  b.output(b.add("sleep", {x}, {make_attr("ms", ms)}));
-  return b.build();
-}
-
-graph double_graph() {
-  graph_builder b;
-  auto x = b.input();
-  b.output(b.add("reveal", {b.add("add", {x, x})}));
-  return b.build();
-}
-
-/// A put, a run and a fetch on `rank` all succeed.
-void expect_serving(driver& d, uint32_t rank) {
-  SCOPED_TRACE("rank " + std::to_string(rank) + " serves");
-  auto x = d.put(rank, int_tensor(rank + 1));
-  ASSERT_TRUE(x) << describe(x.error());
-  auto y = d.run(double_graph(), {*x}, {rank});
-  ASSERT_TRUE(y) << describe(y.error());
-  auto v = d.fetch((*y)[0], rank);
-  ASSERT_TRUE(v) << describe(v.error());
-  EXPECT_EQ(int64_values(*v), std::vector<int64_t>{2 * (rank + 1)});
-}
-
 TEST_F(process_fault, worker_killed_mid_task_fails_the_call_with_object_lost) {
   ASSERT_TRUE(start_workers(3));
   client(500ms, 3s);
   auto d = connect();
   ASSERT_TRUE(d);
-  auto x = d->put(1, int_tensor(1));
+  auto x = d->put(1, small_tensor({1}));
   ASSERT_TRUE(x) << describe(x.error());
   auto uri = *x->uri(1);
   auto running = std::async(std::launch::async, [&] {
@@ -81,7 +50,7 @@ TEST_F(process_fault, worker_killed_mid_task_fails_the_call_with_object_lost) {
   auto t0 = std::chrono::steady_clock::now();
   why = expect_error(d->fetch(*x, 1), errc::object_lost);
   EXPECT_NE(why.find(uri), std::string::npos) << why;
-  expect_error(d->put(1, int_tensor(2)), errc::object_lost);
+  expect_error(d->put(1, small_tensor({2})), errc::object_lost);
   expect_error(d->worker_stats_of(1), errc::object_lost);
   EXPECT_LT(elapsed_ms(t0), 500);
   // Dropping the lost handle and the driver is clean and quick.
@@ -97,7 +66,7 @@ TEST_F(process_fault, sigterm_lets_running_tasks_finish) {
   ASSERT_TRUE(start_workers(2));
   auto d = connect();
   ASSERT_TRUE(d);
-  auto x = d->put(0, int_tensor(7));
+  auto x = d->put(0, small_tensor({7}));
   ASSERT_TRUE(x) << describe(x.error());
   auto running = std::async(
       std::launch::async, [&] { return d->run(sleep_graph(500), {*x}, {0}); });
@@ -134,7 +103,7 @@ TEST_F(process_fault, stopped_worker_is_detected_within_the_heartbeat_timeout) {
   client(interval, connection_timeout);
   auto d = connect();
   ASSERT_TRUE(d);
-  auto x = d->put(1, int_tensor(5));
+  auto x = d->put(1, small_tensor({5}));
   ASSERT_TRUE(x) << describe(x.error());
   expect_serving(*d, 1);
   proc(1).signal(SIGSTOP);
@@ -148,7 +117,7 @@ TEST_F(process_fault, stopped_worker_is_detected_within_the_heartbeat_timeout) {
   EXPECT_NE(why.find("rank 1"), std::string::npos) << why;
   EXPECT_LT(took, 2000 + 1500) << "detection took longer than the timeout";
   EXPECT_GE(took, 1000) << "a stopped peer cannot be detected that fast";
-  expect_error(d->put(1, int_tensor(6)), errc::object_lost);
+  expect_error(d->put(1, small_tensor({6})), errc::object_lost);
   expect_serving(*d, 0);
   proc(1).signal(SIGCONT);
   // A woken worker serves new sessions again.
