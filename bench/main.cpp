@@ -81,12 +81,21 @@ std::string loadavg() {
 }
 
 void print_machine(const options& opts) {
+  // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict for
+  // `(cond ? "" : ",") + std::to_string(n)` (operator+ inserting at the
+  // front of a temporary).
   std::string tasks;
-  for (auto n : opts.task_counts)
-    tasks += (tasks.empty() ? "" : ",") + std::to_string(n);
+  for (auto n : opts.task_counts) {
+    if (!tasks.empty())
+      tasks += ',';
+    tasks += std::to_string(n);
+  }
   std::string caf_options;
-  for (auto& kv : opts.caf_options)
-    caf_options += (caf_options.empty() ? "" : " ") + kv;
+  for (auto& kv : opts.caf_options) {
+    if (!caf_options.empty())
+      caf_options += ' ';
+    caf_options += kv;
+  }
   utsname u{};
   ::uname(&u);
   json_line{"machine"}
