@@ -83,8 +83,16 @@ int main(int argc, char** argv) {
     std::cerr << "objstore: " << describe(err) << '\n';
     return 2;
   }
-  if (cfg.cli_helptext_printed)
+  if (cfg.cli_helptext_printed) {
+    std::cout << cfg.help_text(
+        "usage: objstore --objstore.cluster=[\"host:port\",...] COMMAND\n"
+        "commands:\n"
+        "  stats                      counters of every worker (JSON lines)\n"
+        "  objects [RANK]             objects, holders and pins per worker\n"
+        "  put RANK FILE fs:///PATH   store FILE as a persistent fs:// object\n"
+        "  fetch RANK URI [OUT-FILE]  fetch an object (worker's fetch policy)");
     return 0;
+  }
   if (words.empty())
     return usage();
   caf::actor_system sys{cfg};

@@ -18,8 +18,13 @@ int main(int argc, char** argv) {
     std::cerr << "objstore-node: " << objstore::describe(err) << '\n';
     return 2;
   }
-  if (cfg.cli_helptext_printed)
+  if (cfg.cli_helptext_printed) {
+    std::cout << cfg.help_text(
+        "usage: objstore-node [--config-file=PATH] [--objstore.NAME=VALUE...]\n"
+        "Runs a worker node (objstore.role=worker) or the demo driver job\n"
+        "(objstore.role=driver) against objstore.cluster.");
     return 0;
+  }
   // A worker waits for SIGTERM/SIGINT to drain; block them before the
   // actor system starts its threads. A driver keeps the default action,
   // so Ctrl-C stops it (its workers then drop its session).

@@ -76,6 +76,13 @@ config::config() {
 }
 
 caf::error config::load(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg{argv[i]};
+    if (arg == "-h" || arg == "--help" || arg == "-?") {
+      cli_helptext_printed = true;
+      return {};
+    }
+  }
   if (auto err = parse(argc, argv))
     return make_error(errc::invalid_argument,
                       "bad configuration: " + caf::to_string(err));
@@ -108,6 +115,31 @@ caf::error config::load(int argc, char** argv) {
     set("middleman.connection-timeout", heartbeat_timeout);
   }
   return {};
+}
+
+std::string config::help_text(std::string_view usage) const {
+  std::string out{usage};
+  out += "\n\nobjstore options (command line --objstore.NAME=VALUE, or NAME=VALUE"
+         "\nunder [objstore] in caf-application.ini / --config-file=PATH):\n";
+  for (auto& opt : custom_options_) {
+    if (opt.category() != "objstore")
+      continue;
+    std::string line = "  --objstore.";
+    line.append(opt.long_name().data(), opt.long_name().size());
+    line += '=';
+    line.append(opt.type_name().data(), opt.type_name().size());
+    if (line.size() < 44)
+      line.resize(44, ' ');
+    else
+      line += ' ';
+    line.append(opt.description().data(), opt.description().size());
+    if (auto value = opt.get())
+      line += " [default: " + caf::to_string(*value) + "]";
+    out += line + '\n';
+  }
+  out += "\nMutual TLS: openssl.certificate, openssl.key, openssl.cafile,"
+         "\nopenssl.passphrase. Every CAF option: --long-help.\n";
+  return out;
 }
 
 caf::error config::check_ini_file() const {

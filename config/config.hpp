@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <caf/actor_system_config.hpp>
@@ -67,8 +68,15 @@ public:
   config();
 
   /// Parses INI file and command line, then validates. Returns an error
-  /// naming the offending key or value; prints nothing.
+  /// naming the offending key or value; prints nothing. When the command
+  /// line asks for help (`-h`, `--help`, `-?`) it parses nothing, sets
+  /// `cli_helptext_printed` and returns no error: the program prints
+  /// `help_text` and exits 0. `--long-help` stays CAF's (every option).
   caf::error load(int argc, char** argv);
+
+  /// Usage line(s) of `program`, then every `objstore.*` option with its
+  /// type, default and help, then where CAF's and TLS options are listed.
+  std::string help_text(std::string_view usage) const;
 
   /// Re-reads the INI file untyped and checks every section and value
   /// (also called by `load`).
