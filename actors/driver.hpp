@@ -37,13 +37,6 @@ struct cluster_spec {
   static caf::expected<cluster_spec> parse(std::string_view text);
 };
 
-/// The blocking embedding API for plain C++ code. Every call is a request
-/// to the driver actor (`handle()`, for actor code) and returns within the
-/// configured timeout. Thread-safe: each call uses its own scoped actor.
-///
-/// Destroying the driver flushes queued releases and closes its sessions
-/// on every worker (their objects are freed; handles still alive become
-/// dangling and their releases are dropped).
 /// A run in flight, from `driver::submit`: wait for it, take its outputs,
 /// or cancel it. Movable; must not outlive its driver.
 class pending_run {
@@ -70,6 +63,13 @@ private:
   std::shared_ptr<state> st_;
 };
 
+/// The blocking embedding API for plain C++ code. Every call is a request
+/// to the driver actor (`handle()`, for actor code) and returns within the
+/// configured timeout. Thread-safe: each call uses its own scoped actor.
+///
+/// Destroying the driver flushes queued releases and closes its sessions
+/// on every worker (their objects are freed; handles still alive become
+/// dangling and their releases are dropped).
 class driver {
 public:
   /// Connects to every worker of `spec` (typed remote actors) and opens a

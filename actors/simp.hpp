@@ -14,15 +14,16 @@ class driver;
 
 /// SIMP opcodes, interpreted by the driver (MPLang's SIMP semantics):
 ///
-/// | opcode          | inputs              | regions      | attributes |
-/// |-----------------|---------------------|--------------|---------------------------|
-/// | pcall_static    | args...             | body (local) | parties: i64 list |
-/// | pcall_dynamic   | args...             | body (local) | - | | converge |
-/// xs... (disjoint)    | -            | -                         | |
-/// uniform_cond    | pred, args...       | then, else   | verify_uniform: 0/1 |
-/// | while_loop      | state..., captures..| cond, body   | num_state (default:
-/// all)  | | shuffle         | x                   | -            | routing:
-/// i64 list         |
+// clang-format off
+/// | opcode        | inputs               | regions      | attributes                  |
+/// |---------------|----------------------|--------------|-----------------------------|
+/// | pcall_static  | args...              | body (local) | parties: i64 list           |
+/// | pcall_dynamic | args...              | body (local) | -                           |
+/// | converge      | xs... (disjoint)     | -            | -                           |
+/// | uniform_cond  | pred, args...        | then, else   | verify_uniform: 0/1         |
+/// | while_loop    | state..., captures...| cond, body   | num_state (default: all)    |
+/// | shuffle       | x                    | -            | routing: i64 list           |
+// clang-format on
 ///
 /// `pcall_static` sends the body only to the listed parties and records
 /// null for the others, so private data never reaches a non-member.

@@ -60,8 +60,8 @@ struct task_request {
 };
 
 /// URIs of the outputs of a task, in `program.outputs` order. The session
-/// holds one reference on each (a graph output that is a graph input gets
-/// one more hold on that input).
+/// holds one reference on each. Every output is a new object, also one that
+/// is a graph input (it gets its own URI sharing the input's buffer).
 struct task_reply {
   uint64_t task_id = 0;
   std::vector<std::string> outputs;

@@ -46,9 +46,11 @@ struct store_stats {
 /// A node's object store: dispatches each URI to the backend of its scheme
 /// and enforces the memory and object size limits.
 ///
-/// Thread-safety: every member may be called concurrently (backends are
-/// thread-safe; the memory-limit accounting is serialised internally). In
-/// objstore the node's store actor owns the only instance.
+/// Thread-safety: after construction, every member but `register_backend`
+/// may be called concurrently (backends are thread-safe; the memory-limit
+/// accounting is serialised internally). `register_backend` writes the
+/// scheme map unlocked: call it before the store is shared. In objstore the
+/// node's store actor owns the only instance.
 class object_store {
 public:
   /// Builds a store with a memory backend and, when `fs_roots` is not empty,
@@ -60,7 +62,8 @@ public:
   /// Builds a store with a memory backend only.
   explicit object_store(object_store_options options = {});
 
-  /// Installs (or replaces) the backend of `b->scheme()`.
+  /// Installs (or replaces) the backend of `b->scheme()`. Not thread-safe:
+  /// only while no other thread uses the store (setup).
   void register_backend(std::shared_ptr<backend> b);
 
   /// Stores `x` under `id`, or under a fresh `mem://` id when `id` is empty,
