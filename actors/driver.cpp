@@ -92,6 +92,9 @@ driver::connect(caf::actor_system& sys, const cluster_spec& spec,
                             + ep.str() + ": " + describe(w.error()));
     workers.push_back(std::move(*w));
   }
+  if (options.endpoints.empty())
+    for (auto& ep : spec.workers)
+      options.endpoints.push_back(ep.str());
   auto result = attach(sys, std::move(workers), options);
   if (result)
     for (size_t r = 0; r < spec.workers.size(); ++r)
@@ -472,9 +475,8 @@ caf::expected<host_var> driver::transfer(const host_var& x, uint32_t from,
   auto token = ask<std::string>(expect_atom::value, to);
   if (!token)
     return std::move(token.error());
-  auto moved = ask_within<std::string>(
-      transfer_wait_, push_atom::value, from, *uri, hosts_[to],
-      sessions_[to].data_port, std::move(*token));
+  auto moved = ask_within<std::string>(transfer_wait_, push_atom::value, from,
+                                       *uri, to, std::move(*token));
   if (!moved)
     return std::move(moved.error());
   result.set(to, adopt(to, std::move(*moved)));

@@ -98,10 +98,12 @@ void schedule_flush(self_ptr self);
 /// on the reply, on an error reply, at the caller's deadline (`timeout`),
 /// or at once when the worker is (or goes) down. The reply is awaited for
 /// `late_reply_window` past the deadline so a late one can be released.
-template<class Reply, class... Ts>
+///
+/// Every request but `hello` carries the rank's session key after the atom.
+template<class Reply, class Atom, class... Ts>
 void call_within(self_ptr self, uint32_t rank, std::string what,
                  caf::timespan timeout, std::function<void(Reply&)> ok,
-                 std::function<void(caf::error)> fail, Ts&&... xs) {
+                 std::function<void(caf::error)> fail, Atom atom, Ts&&... xs) {
   auto& st = self->state;
   if (rank >= st.workers.size()) {
     fail(make_error(errc::invalid_argument,
@@ -115,34 +117,53 @@ void call_within(self_ptr self, uint32_t rank, std::string what,
                                            + "): " + what));
     return;
   }
+  constexpr bool keyed = !std::is_same_v<Atom, hello_atom>;
+  if (keyed && st.keys[rank].id == 0) {
+    fail(make_error(errc::permission_denied,
+                    "rank " + std::to_string(rank)
+                        + " has no session of this driver (send hello "
+                          "first): "
+                        + what));
+    return;
+  }
   auto id = st.next_call++;
   st.pending.emplace(id, driver_state::pending_call{rank, what, fail});
-  st.counters.bytes_sent += message_size(self, xs...);
+  if constexpr (keyed)
+    st.counters.bytes_sent += message_size(self, atom, st.keys[rank], xs...);
+  else
+    st.counters.bytes_sent += message_size(self, atom, xs...);
   ++st.counters.requests;
   self->delayed_send(caf::actor_cast<driver_actor>(self), timeout,
                      deadline_atom::value, id);
   auto wait = timeout;
   if (wait < caf::timespan::max() - st.options.late_reply_window)
     wait += st.options.late_reply_window; // saturating: never overflows
-  self->request(st.workers[rank], wait, std::forward<Ts>(xs)...)
-      .then(
-          [self, id, rank, ok](Reply& reply) {
-            auto& st = self->state;
-            st.counters.bytes_received += message_size(self, reply);
-            if (st.pending.erase(id) == 0) {
-              if (st.lost[rank].empty()) {
-                release_late(self, rank, reply);
-                schedule_flush(self);
-              }
-              return; // the caller already failed (deadline or worker down)
-            }
-            ok(reply);
-          },
-          [self, id, rank, what, fail](caf::error& err) {
-            if (self->state.pending.erase(id) == 0)
-              return;
-            fail(translate(self, err, rank, what));
-          });
+  auto sent = [&] {
+    if constexpr (keyed)
+      return self->request(st.workers[rank], wait, atom, st.keys[rank],
+                           std::forward<Ts>(xs)...);
+    else
+      return self->request(st.workers[rank], wait, atom,
+                           std::forward<Ts>(xs)...);
+  }();
+  std::move(sent).then(
+      [self, id, rank, ok](Reply& reply) {
+        auto& st = self->state;
+        st.counters.bytes_received += message_size(self, reply);
+        if (st.pending.erase(id) == 0) {
+          if (st.lost[rank].empty()) {
+            release_late(self, rank, reply);
+            schedule_flush(self);
+          }
+          return; // the caller already failed (deadline or worker down)
+        }
+        ok(reply);
+      },
+      [self, id, rank, what, fail](caf::error& err) {
+        if (self->state.pending.erase(id) == 0)
+          return;
+        fail(translate(self, err, rank, what));
+      });
 }
 
 template<class Reply, class... Ts>
@@ -193,8 +214,8 @@ uint64_t send_releases(self_ptr self, uint32_t rank, bool only_full) {
   auto& st = self->state;
   auto& queue = st.queued_releases[rank];
   uint64_t sent = 0;
-  if (!st.lost[rank].empty()) {
-    queue.clear(); // the worker and its objects are gone
+  if (!st.lost[rank].empty() || st.keys[rank].id == 0) {
+    queue.clear(); // the worker (or our session there) and its objects are gone
     return 0;
   }
   auto batch = st.options.release_batch;
@@ -209,10 +230,12 @@ uint64_t send_releases(self_ptr self, uint32_t rank, bool only_full) {
                    std::make_move_iterator(queue.end()));
       queue.resize(queue.size() - n);
     }
-    st.counters.bytes_sent += message_size(self, release_atom::value, chunk);
+    st.counters.bytes_sent
+        += message_size(self, release_atom::value, st.keys[rank], chunk);
     ++st.counters.release_msgs;
     st.counters.releases += chunk.size();
-    self->send(st.workers[rank], release_atom::value, std::move(chunk));
+    self->send(st.workers[rank], release_atom::value, st.keys[rank],
+               std::move(chunk));
     ++sent;
   }
   return sent;
@@ -272,6 +295,17 @@ void on_worker_down(self_ptr self, const caf::down_msg& dm) {
   }
 }
 
+/// What the driver says at hello.
+hello_request hello_of(const driver_actor_options& opts) {
+  hello_request result;
+  result.client = opts.client;
+  result.operator_secret = opts.operator_secret;
+  result.cluster = opts.endpoints;
+  result.principal = opts.principal;
+  result.principal_secret = opts.principal_secret;
+  return result;
+}
+
 /// Accumulates the replies of a fan-out to every live worker.
 template<class T>
 struct gather_state {
@@ -290,6 +324,8 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
   st.options = options;
   st.lost.resize(workers.size());
   st.queued_releases.resize(workers.size());
+  st.keys.resize(workers.size());
+  st.infos.resize(workers.size());
   st.workers = std::move(workers);
   st.sink = std::move(sink);
   st.sink->attach(caf::actor_cast<caf::actor>(self));
@@ -302,6 +338,11 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         auto n = self->state.workers.size();
         if (n == 0)
           return std::vector<session_info>{};
+        bool open = true;
+        for (auto& k : self->state.keys)
+          open = open && k.id != 0;
+        if (open)
+          return self->state.infos; // sessions are opened once
         auto rp = self->make_response_promise<std::vector<session_info>>();
         auto acc = std::make_shared<gather_state<session_info>>();
         acc->results.resize(n);
@@ -317,7 +358,9 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
           };
           call<session_info>(
               self, r, "hello",
-              [acc, r, done](session_info& info) mutable {
+              [self, acc, r, done](session_info& info) mutable {
+                self->state.keys[r] = info.key;
+                self->state.infos[r] = info;
                 acc->results[r] = info;
                 done();
               },
@@ -326,7 +369,7 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
                   acc->first_error = std::move(err);
                 done();
               },
-              hello_atom::value);
+              hello_atom::value, hello_of(self->state.options));
         }
         return rp;
       },
@@ -384,14 +427,12 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         return forward<std::string>(self, rank, "expect transfer",
                                     expect_atom::value);
       },
-      [=](push_atom, uint32_t rank, std::string& uri, std::string& host,
-          uint16_t port, std::string& token) -> caf::result<std::string> {
-        auto what
-            = "transfer " + uri + " to " + host + ":" + std::to_string(port);
+      [=](push_atom, uint32_t rank, std::string& uri, uint32_t target,
+          std::string& token) -> caf::result<std::string> {
+        auto what = "transfer " + uri + " to rank " + std::to_string(target);
         return forward_within<std::string>(
             self, rank, std::move(what), self->state.options.transfer_timeout,
-            push_atom::value, std::move(uri), std::move(host), port,
-            std::move(token));
+            push_atom::value, std::move(uri), target, std::move(token));
       },
       [=](flush_atom) -> uint64_t { return flush_all(self); },
       [=](stats_atom) -> driver_stats {
@@ -413,7 +454,7 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         auto acc = std::make_shared<gather_state<uint64_t>>();
         auto& st = self->state;
         for (uint32_t r = 0; r < st.workers.size(); ++r)
-          if (st.lost[r].empty())
+          if (st.lost[r].empty() && st.keys[r].id != 0)
             ++acc->left;
         // In CAF 0.17 a response promise takes over the request: create it
         // only when the reply is really deferred.
@@ -422,7 +463,7 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         auto rp = self->make_response_promise<uint64_t>();
         acc->results.push_back(0);
         for (uint32_t r = 0; r < st.workers.size(); ++r) {
-          if (!st.lost[r].empty())
+          if (!st.lost[r].empty() || st.keys[r].id == 0)
             continue;
           auto done = [rp, acc]() mutable {
             if (--acc->left == 0)
@@ -430,7 +471,8 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
           };
           call<uint64_t>(
               self, r, "close session",
-              [acc, done](uint64_t& n) mutable {
+              [self, r, acc, done](uint64_t& n) mutable {
+                self->state.keys[r] = session_key{};
                 acc->results[0] += n;
                 done();
               },

@@ -32,6 +32,20 @@ struct driver_actor_options {
   size_t release_batch = 8192;
   /// Longest a release waits in the queue before it is sent.
   caf::timespan release_delay = std::chrono::milliseconds{2};
+  /// Label of this driver's sessions in the workers' listings.
+  std::string client = "objstore driver";
+  /// The workers' operator secret (objstore.operator-secret-file), or
+  /// empty: with it the sessions list every object and read node-wide
+  /// counters.
+  std::string operator_secret;
+  /// Worker endpoints "host:port" in rank order, told to the workers at
+  /// hello so they can find each other for transfers (driver::connect
+  /// fills it from the cluster spec).
+  std::vector<std::string> endpoints;
+  /// Principal (and its secret) the sessions act as: owner of the fs://
+  /// objects they write. Empty: each session owns its own.
+  std::string principal;
+  std::string principal_secret;
 };
 
 struct driver_state {
@@ -48,6 +62,10 @@ struct driver_state {
   /// Per rank: empty while alive, else why it was lost.
   std::vector<std::string> lost;
   std::shared_ptr<release_sink> sink;
+  /// Per rank: the session's key (id 0 until `hello` opened it) and what
+  /// the worker said at `hello`.
+  std::vector<session_key> keys;
+  std::vector<session_info> infos;
   std::vector<std::vector<std::string>> queued_releases;
   bool flush_scheduled = false;
   uint64_t next_call = 1;

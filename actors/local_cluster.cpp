@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/secret.hpp"
 #include "messages/registration.hpp"
 #include "store/error.hpp"
 
@@ -23,6 +24,7 @@ caf::expected<std::unique_ptr<local_cluster>>
 local_cluster::start(local_cluster_options options) {
   std::unique_ptr<local_cluster> result{new local_cluster};
   result->options_ = options;
+  result->operator_secret_ = random_secret(32);
   if (auto err = validate_tls(options.tls))
     return err;
   result->client_cfg_ = std::make_unique<caf::actor_system_config>();
@@ -52,6 +54,9 @@ local_cluster::start(local_cluster_options options) {
     opts.store.max_object_size = options.max_object_size;
     opts.max_graph_ops = options.max_graph_ops;
     opts.max_graph_bytes = options.max_graph_bytes;
+    opts.operator_secret = result->operator_secret_;
+    opts.principals = options.principals;
+    opts.store.fs_shared_roots = options.shared_roots;
     opts.data = options.data;
     opts.data.tls = options.tls;
     if (options.fs_roots) {
@@ -69,6 +74,7 @@ local_cluster::start(local_cluster_options options) {
                                             + std::to_string(rank) + ": "
                                             + describe(port.error()));
     rt->port = *port;
+    rt->handles.published_port->store(*port);
     result->spec_.workers.push_back({"127.0.0.1", *port});
     result->nodes_.push_back(std::move(rt));
   }
@@ -94,6 +100,8 @@ caf::expected<std::unique_ptr<driver>> local_cluster::connect() {
 
 caf::expected<std::unique_ptr<driver>>
 local_cluster::connect(driver_actor_options opts) {
+  if (options_.operator_drivers && opts.operator_secret.empty())
+    opts.operator_secret = operator_secret_;
   return driver::connect(*client_sys_, spec_, opts);
 }
 

@@ -32,6 +32,16 @@ struct local_cluster_options {
   std::shared_ptr<const op_registry> ops;
   /// Timeout and release batching of drivers from `connect()`.
   driver_actor_options driver;
+  /// Give drivers from `connect()` operator access (node-wide `stats` and
+  /// `objects`), through an operator secret made at start. Tests that play
+  /// an ordinary tenant connect with `operator_drivers = false` or through
+  /// `driver::connect(client_system(), spec(), opts)`.
+  bool operator_drivers = true;
+  /// Principals of every node (name -> secret; node_options::principals).
+  std::map<std::string, std::string> principals;
+  /// Read-only shared roots of every node (node_options: store.
+  /// fs_shared_roots).
+  std::vector<std::filesystem::path> shared_roots;
   /// Mutual TLS for every connection (nodes and the client system); off
   /// when empty. Validated at start.
   tls_options tls;
@@ -90,6 +100,11 @@ public:
     return nodes_.at(rank)->fs_root;
   }
 
+  /// The nodes' operator secret (random, made at start).
+  const std::string& operator_secret() const noexcept {
+    return operator_secret_;
+  }
+
   /// Payload stats of a node's store read in-process (no session needed).
   store_stats store_stats_of(uint32_t rank) const;
 
@@ -111,6 +126,7 @@ private:
   std::vector<std::unique_ptr<node_runtime>> nodes_;
   std::filesystem::path temp_dir_;
   cluster_spec spec_;
+  std::string operator_secret_;
 };
 
 /// Applies objstore's defaults for a node or client actor system:

@@ -1,5 +1,6 @@
 #include "actors/node.hpp"
 
+#include <csignal>
 #include <mutex>
 
 #include <caf/all.hpp>
@@ -48,8 +49,18 @@ adopt_fn make_adopt(std::shared_ptr<adopt_target> target) {
 
 } // namespace
 
+void ignore_sigpipe() {
+  struct sigaction current {};
+  if (::sigaction(SIGPIPE, nullptr, &current) == 0
+      && current.sa_handler == SIG_DFL)
+    std::signal(SIGPIPE, SIG_IGN);
+}
+
 caf::expected<node_handles> spawn_node(caf::actor_system& sys,
                                        node_options options) {
+  // A peer closing a socket mid-write must be an EPIPE error on that
+  // connection, never the end of the node (OpenSSL writes with write(2)).
+  ignore_sigpipe();
   if (options.store.node_id.empty())
     options.store.node_id
         = mem_id_generator{}.prefix() + "r" + std::to_string(options.rank);
@@ -67,6 +78,10 @@ caf::expected<node_handles> spawn_node(caf::actor_system& sys,
   result.objects = std::shared_ptr<object_store>{std::move(*objects)};
   result.data = std::move(*data);
   result.stopping = std::make_shared<std::atomic<bool>>(false);
+  result.running_tasks = std::make_shared<std::atomic<uint64_t>>(0);
+  options.running_tasks = result.running_tasks;
+  result.published_port = std::make_shared<std::atomic<uint16_t>>(0);
+  options.published_port = result.published_port;
   result.store = sys.spawn<caf::detached>(store_actor_impl, result.objects);
   result.transfer = sys.spawn(transfer_actor_impl, result.data);
   result.worker

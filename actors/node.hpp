@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <map>
 #include <memory>
 
 #include <caf/actor_system.hpp>
@@ -34,6 +35,29 @@ struct node_options {
   /// attributes, value ids and input URIs (objstore.max-graph-bytes); a
   /// larger task is refused with `resource_exhausted`. 0 = no limit.
   size_t max_graph_bytes = 64u << 20;
+  /// Operator credential (objstore.operator-secret-file): a session opened
+  /// with it lists every session's objects and reads node-wide counters.
+  /// Empty: no operator access over the network.
+  std::string operator_secret;
+  /// Worker endpoints "host:port" in rank order (objstore.cluster). When
+  /// set, transfers go only to these members; when empty, to the endpoints
+  /// each session named at hello (verified with the peer).
+  std::vector<std::string> members;
+  /// Principals (name -> secret, objstore.principals-file): a session that
+  /// opens with one owns its fs:// objects under that name, across sessions
+  /// and restarts (checkpoints, datasets of one party's jobs).
+  std::map<std::string, std::string> principals;
+  /// Mirror of the worker's running task count for the node's own process
+  /// (spawn_node sets it; node_handles::running_tasks).
+  std::shared_ptr<std::atomic<uint64_t>> running_tasks;
+  /// The port the worker is published on (spawn_node makes it; whoever
+  /// publishes stores the port: node_handles::published_port). A transfer
+  /// target at a local address and this port is the worker itself and is
+  /// refused before anything connects.
+  std::shared_ptr<std::atomic<uint16_t>> published_port;
+  /// Sessions open at once; `hello` beyond it is `resource_exhausted`, so
+  /// free sessions cannot grow the node's tables without bound. 0 = none.
+  size_t max_sessions = 1024;
 };
 
 /// The actors of one node and its shared state.
@@ -47,11 +71,23 @@ struct node_handles {
   std::shared_ptr<data_plane> data;
   /// Set by `stop_node`; running kernels poll it and stop.
   std::shared_ptr<std::atomic<bool>> stopping;
+  /// Tasks running now (for a drain in the node's own process: no session
+  /// needed).
+  std::shared_ptr<std::atomic<uint64_t>> running_tasks;
+  /// Set it after publishing the worker (local_cluster and objstore-node
+  /// do): see node_options::published_port.
+  std::shared_ptr<std::atomic<uint16_t>> published_port;
 };
+
+/// Sets SIGPIPE to ignored unless the process installed its own handler:
+/// a peer closing a connection is then an EPIPE error on that connection,
+/// never the end of the process. Called by `spawn_node`.
+void ignore_sigpipe();
 
 /// Spawns a node's store, worker and transfer actors in `sys` (the
 /// embedding entry point). `sys` must have objstore's types registered
 /// (register_types). Publishing the worker on a port is up to the caller.
+/// Sets SIGPIPE to ignored if it had the default action (ignore_sigpipe).
 /// Errors: those of object_store::make (fs roots).
 caf::expected<node_handles> spawn_node(caf::actor_system& sys,
                                        node_options options);

@@ -32,6 +32,44 @@ store_actor_impl(store_actor::stateful_pointer<store_actor_state> self,
           return std::move(result.error());
         return result->str();
       },
+      [=](put_atom, wire_value& x, std::string& target,
+          std::string& principal) -> caf::result<std::string> {
+        auto id = parse_target(target);
+        if (!id)
+          return std::move(id.error());
+        auto& objects = *self->state.objects;
+        if (auto err = objects.authorize(*id, principal, fs_access::write))
+          return err;
+        auto result = objects.put_owned(std::move(x.ptr), *id, principal);
+        if (!result)
+          return std::move(result.error());
+        return result->str();
+      },
+      [=](get_atom, std::string& text,
+          std::string& principal) -> caf::result<wire_value> {
+        auto id = uri::parse(text);
+        if (!id)
+          return std::move(id.error());
+        auto& objects = *self->state.objects;
+        if (auto err = objects.authorize(*id, principal, fs_access::read))
+          return err;
+        auto x = objects.get(*id);
+        if (!x)
+          return std::move(x.error());
+        return wire_value{std::move(*x)};
+      },
+      [=](erase_atom, std::string& text,
+          std::string& principal) -> caf::result<bool> {
+        auto id = uri::parse(text);
+        if (!id)
+          return std::move(id.error());
+        auto& objects = *self->state.objects;
+        if (auto err = objects.authorize(*id, principal, fs_access::erase))
+          return err;
+        if (auto err = objects.erase(*id))
+          return err;
+        return true;
+      },
       [=](get_atom, std::string& text) -> caf::result<wire_value> {
         auto id = uri::parse(text);
         if (!id)

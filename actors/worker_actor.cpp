@@ -3,9 +3,12 @@
 #include <caf/actor_cast.hpp>
 #include <caf/all.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/interpreter.hpp"
+#include "actors/secret.hpp"
 #include "store/error.hpp"
 
 namespace objstore::detail {
@@ -59,6 +62,8 @@ struct task_job {
   std::shared_ptr<object_store> objects;
   std::shared_ptr<const op_registry> ops;
   std::shared_ptr<std::atomic<bool>> stopping;
+  /// Who runs it: fs:// inputs must be readable by this principal.
+  std::string principal;
   /// Set by a `cancel` of the session that submitted the task.
   std::shared_ptr<std::atomic<bool>> cancel
       = std::make_shared<std::atomic<bool>>(false);
@@ -68,7 +73,12 @@ caf::expected<task_outcome> run_job(task_job& job) {
   for (size_t i = 0; i < job.inputs.size(); ++i) {
     if (job.inputs[i])
       continue;
-    auto x = job.objects->get(job.input_ids[i]); // fs:// input: disk IO here
+    // fs:// input: disk IO here, off the worker's thread; the owner rule
+    // first (another session's private object is no input of ours).
+    if (auto err = job.objects->authorize(job.input_ids[i], job.principal,
+                                          fs_access::read))
+      return err;
+    auto x = job.objects->get(job.input_ids[i]);
     if (!x)
       return std::move(x.error());
     job.inputs[i] = std::move(*x);
@@ -168,40 +178,7 @@ caf::error check_task_limits(const task_request& req,
   return {};
 }
 
-/// Returns the session of the current sender, opening it on first contact.
-session_id session_of(self_ptr self) {
-  auto& sender = self->current_sender();
-  if (!sender)
-    return 0;
-  auto addr = caf::actor_cast<caf::actor_addr>(sender);
-  auto& st = self->state;
-  auto i = st.sessions.find(addr);
-  if (i != st.sessions.end())
-    return i->second.id;
-  auto id = st.next_session++;
-  auto name
-      = "session-" + std::to_string(id) + " (" + caf::to_string(addr) + ")";
-  st.sessions.emplace(addr, worker_state::session{id, std::move(name)});
-  self->monitor(sender);
-  return id;
-}
-
-void erase_free(self_ptr self, const uri& id) {
-  self->state.refs.forget(id);
-  self->state.objects->erase(id);
-}
-
-uint64_t drop_session(self_ptr self, const caf::actor_addr& addr) {
-  auto& st = self->state;
-  auto i = st.sessions.find(addr);
-  if (i == st.sessions.end())
-    return 0;
-  auto [freed, dropped] = st.refs.drop_session(i->second.id);
-  for (auto& id : freed)
-    erase_free(self, id);
-  st.sessions.erase(i);
-  return dropped;
-}
+using session = worker_state::session;
 
 caf::error no_session() {
   return make_error(errc::unauthenticated,
@@ -209,11 +186,153 @@ caf::error no_session() {
                     "refused)");
 }
 
+/// Checks a request's session key. Unknown ids and wrong secrets get the
+/// same answer, so a guesser learns nothing about which ids exist.
+caf::expected<session*> authenticate(self_ptr self, const session_key& key) {
+  auto& st = self->state;
+  auto i = st.sessions.find(key.id);
+  if (i == st.sessions.end() || !same_secret(i->second.secret, key.secret)) {
+    ++st.counters.refused_requests;
+    return make_error(errc::permission_denied,
+                      "rank " + std::to_string(st.options.rank)
+                          + ": unknown session or wrong session secret "
+                            "(session "
+                          + std::to_string(key.id) + ")");
+  }
+  return &i->second;
+}
+
+/// Keeps what a client may call itself: printable ASCII, 64 bytes.
+std::string client_label(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (out.size() == 64)
+      break;
+    out += (c >= 0x20 && c < 0x7f) ? c : '?';
+  }
+  return out;
+}
+
+caf::expected<session_info> open_session(self_ptr self,
+                                         const hello_request& req) {
+  auto& st = self->state;
+  auto& sender = self->current_sender();
+  if (!sender)
+    return no_session();
+  std::string principal;
+  if (!req.principal.empty()) {
+    auto i = st.options.principals.find(req.principal);
+    if (i == st.options.principals.end()
+        || !same_secret(i->second, req.principal_secret)) {
+      ++st.counters.refused_requests;
+      return make_error(errc::permission_denied,
+                        "rank " + std::to_string(st.options.rank)
+                            + ": unknown principal or wrong principal secret");
+    }
+    principal = req.principal;
+  }
+  bool op = false;
+  if (!req.operator_secret.empty()) {
+    if (st.options.operator_secret.empty()
+        || !same_secret(st.options.operator_secret, req.operator_secret)) {
+      ++st.counters.refused_requests;
+      return make_error(errc::permission_denied,
+                        "rank " + std::to_string(st.options.rank)
+                            + ": wrong operator secret");
+    }
+    op = true;
+  }
+  if (st.options.max_sessions > 0
+      && st.sessions.size() >= st.options.max_sessions)
+    return make_error(errc::resource_exhausted,
+                      "rank " + std::to_string(st.options.rank) + " has "
+                          + std::to_string(st.sessions.size())
+                          + " sessions open (limit)");
+  auto addr = caf::actor_cast<caf::actor_addr>(sender);
+  session x;
+  x.id = st.next_session++;
+  x.secret = random_secret(32);
+  x.name = "session-" + std::to_string(x.id);
+  if (auto label = client_label(req.client); !label.empty())
+    x.name += " (" + label + ")";
+  x.opener = addr;
+  x.operator_access = op;
+  // Who owns the fs:// objects this session writes: a configured principal
+  // (persistent across sessions and restarts), the operator, or this
+  // session alone (unique across restarts through the incarnation).
+  x.principal = !principal.empty() ? principal
+                : op               ? std::string{"operator"}
+                     : "session-" + std::to_string(x.id) + "@" + st.incarnation;
+  for (auto& ep : req.cluster) {
+    if (x.cluster.size() == 4096)
+      break; // a session cannot grow the node's memory without bound
+    x.cluster.push_back(ep.substr(0, 300));
+  }
+  if (st.opened_by.count(addr) == 0)
+    self->monitor(sender);
+  st.opened_by.emplace(addr, x.id);
+  session_info info;
+  info.rank = st.options.rank;
+  info.node_id = st.objects->options().node_id;
+  info.policy = st.options.policy;
+  info.data_port = st.data ? st.data->port() : 0;
+  info.key = session_key{x.id, x.secret};
+  info.operator_access = op;
+  st.sessions.emplace(x.id, std::move(x));
+  return info;
+}
+
+void erase_free(self_ptr self, const uri& id) {
+  self->state.refs.forget(id);
+  self->state.objects->erase(id);
+}
+
+/// Ends session `s`: drops its holds (freeing what nobody else holds or
+/// pins) and cancels its running tasks. Returns the holds dropped.
+uint64_t drop_session(self_ptr self, session_id s) {
+  auto& st = self->state;
+  auto i = st.sessions.find(s);
+  if (i == st.sessions.end())
+    return 0;
+  auto [freed, dropped] = st.refs.drop_session(s);
+  for (auto& id : freed)
+    erase_free(self, id);
+  for (auto j = st.running.lower_bound(std::make_pair(s, uint64_t{0}));
+       j != st.running.end() && j->first.first == s; ++j)
+    j->second->store(true, std::memory_order_relaxed);
+  auto opener = i->second.opener;
+  st.sessions.erase(i);
+  auto [first, last] = st.opened_by.equal_range(opener);
+  for (auto j = first; j != last; ++j) {
+    if (j->second == s) {
+      st.opened_by.erase(j);
+      break;
+    }
+  }
+  if (st.opened_by.count(opener) == 0)
+    self->demonitor(opener);
+  return dropped;
+}
+
+/// The actor that opened sessions went down: end them all.
+void drop_sessions_of(self_ptr self, const caf::actor_addr& addr) {
+  std::vector<session_id> ids;
+  auto [first, last] = self->state.opened_by.equal_range(addr);
+  for (auto i = first; i != last; ++i)
+    ids.push_back(i->second);
+  for (auto s : ids)
+    drop_session(self, s);
+}
+
 std::string session_name(self_ptr self, session_id s) {
-  for (auto& [addr, x] : self->state.sessions)
-    if (x.id == s)
-      return x.name;
+  auto& st = self->state;
+  if (auto i = st.sessions.find(s); i != st.sessions.end())
+    return i->second.name;
   return "session-" + std::to_string(s);
+}
+
+bool session_alive(self_ptr self, session_id s) {
+  return self->state.sessions.count(s) > 0;
 }
 
 /// Checks that `s` holds the mem:// object `id`. A session may use only
@@ -253,15 +372,189 @@ caf::error check_fetch(self_ptr self, const uri& id, session_id s) {
   return make_error(errc::permission_denied, id.str());
 }
 
+/// Where worker `rank` of session `me`'s cluster listens for BASP: the
+/// node's configured members if any, else what the session named at hello.
+caf::expected<std::string> member_endpoint(self_ptr self, const session& me,
+                                           uint32_t rank) {
+  auto& st = self->state;
+  auto& members = st.options.members.empty() ? me.cluster : st.options.members;
+  if (rank >= members.size())
+    return make_error(errc::invalid_argument,
+                      "transfer to rank " + std::to_string(rank)
+                          + ": not a member of the cluster this worker knows ("
+                          + std::to_string(members.size()) + " workers)");
+  if (rank == st.options.rank)
+    return make_error(errc::invalid_argument, "transfer to rank "
+                                                  + std::to_string(rank)
+                                                  + ": that is this worker");
+  return members[rank];
+}
+
+using peer_callback
+    = std::function<void(caf::expected<std::pair<std::string, uint16_t>>)>;
+
+/// Finds the data plane of the worker at `endpoint` (host:port of its
+/// actor connection): connects to it as a peer (over TLS when this node uses
+/// TLS, so only a member of the cluster's CA answers) and asks who it is.
+/// The peer must say it is `rank`; its data port is cached per endpoint.
+void resolve_peer(self_ptr self, const std::string& endpoint, uint32_t rank,
+                  peer_callback done) {
+  auto& st = self->state;
+  auto check = [rank, endpoint](const peer_info& info)
+      -> caf::expected<std::pair<std::string, uint16_t>> {
+    if (info.rank != rank)
+      return make_error(errc::invalid_argument,
+                        "the worker at " + endpoint + " is rank "
+                            + std::to_string(info.rank) + ", not rank "
+                            + std::to_string(rank));
+    if (info.data_port == 0)
+      return make_error(errc::unsupported,
+                        "the worker at " + endpoint + " has no data plane");
+    return std::make_pair(endpoint.substr(0, endpoint.rfind(':')),
+                          info.data_port);
+  };
+  if (auto i = st.peers.find(endpoint); i != st.peers.end()) {
+    done(check(i->second));
+    return;
+  }
+  auto colon = endpoint.rfind(':');
+  auto port = colon == std::string::npos
+                  ? 0ul
+                  : std::strtoul(endpoint.c_str() + colon + 1, nullptr, 10);
+  if (colon == std::string::npos || colon == 0 || port == 0 || port > 65535) {
+    done(make_error(errc::invalid_argument,
+                    "bad cluster endpoint '" + endpoint + "'"));
+    return;
+  }
+  auto host = endpoint.substr(0, colon);
+  // The worker itself behind another name: connecting to oneself over TLS
+  // tears down the node's routes in CAF 0.17, so refuse before connecting.
+  auto own = st.options.published_port ? st.options.published_port->load()
+                                       : uint16_t{0};
+  bool local_host = host == "localhost" || host == "::1" || host == "[::1]"
+                    || host.rfind("127.", 0) == 0 || host == "0.0.0.0"
+                    || host == st.options.data.bind_host;
+  if (own != 0 && port == own && local_host) {
+    done(make_error(errc::invalid_argument,
+                    "the endpoint " + endpoint + " is this worker itself"));
+    return;
+  }
+  auto& sys = self->system();
+  auto mm = st.options.data.tls.enabled() && sys.has_openssl_manager()
+                ? sys.openssl_manager().actor_handle()
+                : sys.middleman().actor_handle();
+  auto timeout = caf::timespan{st.options.data.io_timeout};
+  auto fail = [endpoint, done](const caf::error& err) {
+    done(make_error(errc::object_lost, "cannot reach the worker at " + endpoint
+                                           + ": " + describe(err)));
+  };
+  self->request(mm, timeout, caf::connect_atom::value, host,
+                static_cast<uint16_t>(port))
+      .then(
+          [self, endpoint, check, done, fail,
+           timeout](const caf::node_id& nid, caf::strong_actor_ptr& ptr,
+                    const std::set<std::string>&) {
+            if (nid == self->node()) {
+              done(make_error(errc::invalid_argument,
+                              "the endpoint " + endpoint
+                                  + " is this worker itself"));
+              return;
+            }
+            if (!ptr) {
+              fail(make_error(errc::object_lost, "no actor published there"));
+              return;
+            }
+            auto peer = caf::actor_cast<worker_actor>(ptr);
+            self->request(peer, timeout, peer_atom::value)
+                .then(
+                    [self, endpoint, check, done](peer_info& info) {
+                      self->state.peers[endpoint] = info;
+                      done(check(info));
+                    },
+                    [fail](caf::error& err) { fail(err); });
+          },
+          [fail](caf::error& err) { fail(err); });
+}
+
+/// Node-wide counters: for operator sessions only.
+worker_stats node_stats(self_ptr self) {
+  auto& st = self->state;
+  auto result = st.counters;
+  auto totals = st.objects->stats();
+  result.mem_objects = totals.of(scheme::mem).objects;
+  result.mem_bytes = totals.of(scheme::mem).bytes;
+  result.fs_objects = totals.of(scheme::fs).objects;
+  result.fs_bytes = totals.of(scheme::fs).bytes;
+  result.sessions = st.sessions.size();
+  result.releases = st.refs.releases();
+  result.unknown_releases = st.refs.unknown_releases();
+  result.pinned_objects = st.refs.pinned_objects();
+  if (st.data) {
+    auto& c = st.data->counters();
+    result.transfers_in = c.transfers_in.load();
+    result.transfers_out = c.transfers_out.load();
+    result.transfers_failed = c.failed_in.load() + c.failed_out.load();
+    result.transfer_bytes_in = c.bytes_in.load();
+    result.transfer_bytes_out = c.bytes_out.load();
+    result.transfer_max_in_flight = c.max_in_flight.load();
+    result.transfer_rejected_chunks = c.rejected_chunks.load();
+  }
+  result.node_wide = true;
+  return result;
+}
+
+/// What a session may know: the objects it holds. No other session's
+/// numbers, and no node totals (they would show others' activity).
+worker_stats session_stats(self_ptr self, session_id s) {
+  auto& st = self->state;
+  worker_stats result;
+  result.rank = st.options.rank;
+  result.sessions = 1;
+  for (auto& [id, e] : st.refs.entries()) {
+    if (e.holders.count(s) == 0)
+      continue;
+    ++result.mem_objects;
+    result.mem_bytes += e.size_bytes;
+    if (e.pins > 0)
+      ++result.pinned_objects;
+  }
+  return result;
+}
+
+/// The session's own objects (each with only its own holds), or every
+/// object for an operator session. Holders are named, never addressed.
+std::vector<object_record> list_objects(self_ptr self, const session& me) {
+  auto& st = self->state;
+  std::vector<object_record> result;
+  auto now = reference_table::clock::now();
+  for (auto& [id, e] : st.refs.entries()) {
+    if (!me.operator_access && e.holders.count(me.id) == 0)
+      continue;
+    object_record rec;
+    rec.uri = id.str();
+    rec.size_bytes = e.size_bytes;
+    for (auto& [s, n] : e.holders)
+      if (me.operator_access || s == me.id)
+        rec.holders.push_back({session_name(self, s), n});
+    rec.pins = e.pins;
+    rec.age_ms
+        = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.created)
+              .count();
+    rec.revealed = e.revealed;
+    result.push_back(std::move(rec));
+  }
+  std::sort(result.begin(), result.end(),
+            [](auto& x, auto& y) { return x.uri < y.uri; });
+  return result;
+}
+
 /// Registers the outputs of a finished task as held by session `s` and
 /// builds the reply; erases them instead if the session closed meanwhile.
 task_reply task_done(self_ptr self, session_id s, uint64_t task_id,
                      task_outcome& out) {
   auto& st = self->state;
   ++st.counters.tasks_run;
-  bool alive = false;
-  for (auto& [addr, x] : st.sessions)
-    alive = alive || x.id == s;
+  bool alive = session_alive(self, s);
   task_reply reply;
   reply.task_id = task_id;
   auto now = reference_table::clock::now();
@@ -292,23 +585,22 @@ worker_actor_impl(self_ptr self, node_options options,
   st.store = std::move(store);
   st.stopping = std::move(stopping);
   st.counters.rank = st.options.rank;
+  st.incarnation = random_secret(6);
   self->set_down_handler(
-      [self](caf::down_msg& dm) { drop_session(self, dm.source); });
+      [self](caf::down_msg& dm) { drop_sessions_of(self, dm.source); });
   return {
-      [=](hello_atom) -> caf::result<session_info> {
-        if (session_of(self) == 0)
-          return no_session();
-        session_info info;
-        info.rank = self->state.options.rank;
-        info.node_id = self->state.objects->options().node_id;
-        info.policy = self->state.options.policy;
-        info.data_port = self->state.data ? self->state.data->port() : 0;
-        return info;
+      [=](hello_atom, hello_request& req) -> caf::result<session_info> {
+        auto info = open_session(self, req);
+        if (!info)
+          return std::move(info.error());
+        return std::move(*info);
       },
-      [=](put_atom, put_request& req) -> caf::result<std::string> {
-        auto s = session_of(self);
-        if (s == 0)
-          return no_session();
+      [=](put_atom, session_key& key,
+          put_request& req) -> caf::result<std::string> {
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        auto s = (*me)->id;
         if (!req.value.ptr)
           return make_error(errc::invalid_argument, "put of a null value");
         if (!req.target.empty()) {
@@ -321,7 +613,8 @@ worker_actor_impl(self_ptr self, node_options options,
                                   + ": a put names fs:// targets only; "
                                     "mem:// ids are assigned by the worker");
           return self->delegate(self->state.store, put_atom::value,
-                                std::move(req.value), std::move(req.target));
+                                std::move(req.value), std::move(req.target),
+                                (*me)->principal);
         }
         auto size = req.value.ptr->size_bytes();
         auto id = self->state.objects->put(std::move(req.value.ptr));
@@ -331,11 +624,13 @@ worker_actor_impl(self_ptr self, node_options options,
                              reference_table::clock::now());
         return id->str();
       },
-      [=](run_atom, task_request& req) -> caf::result<task_reply> {
+      [=](run_atom, session_key& key,
+          task_request& req) -> caf::result<task_reply> {
         auto& st = self->state;
-        auto s = session_of(self);
-        if (s == 0)
-          return no_session();
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        auto s = (*me)->id;
         if (auto err = check_task_limits(req, st.options))
           return err;
         if (auto err = validate(req.program, *st.ops))
@@ -370,11 +665,16 @@ worker_actor_impl(self_ptr self, node_options options,
         job->objects = st.objects;
         job->ops = st.ops;
         job->stopping = st.stopping;
+        job->principal = (*me)->principal;
         ++st.counters.tasks_running;
+        if (st.options.running_tasks)
+          ++*st.options.running_tasks;
         auto task_id = req.task_id;
         auto finish = [self, job] {
           auto& st = self->state;
           --st.counters.tasks_running;
+          if (st.options.running_tasks)
+            --*st.options.running_tasks;
           for (auto& id : job->input_ids)
             if (id.scheme() == scheme::mem && st.refs.unpin(id))
               erase_free(self, id);
@@ -412,11 +712,12 @@ worker_actor_impl(self_ptr self, node_options options,
                 });
         return rp;
       },
-      [=](cancel_atom, uint64_t task_id) -> bool {
+      [=](cancel_atom, session_key& key, uint64_t task_id) -> bool {
         auto& st = self->state;
-        auto s = session_of(self);
-        if (s == 0)
+        auto me = authenticate(self, key);
+        if (!me)
           return false;
+        auto s = (*me)->id;
         bool found = false;
         auto [first, last] = st.running.equal_range(std::make_pair(s, task_id));
         for (auto i = first; i != last; ++i) {
@@ -425,11 +726,13 @@ worker_actor_impl(self_ptr self, node_options options,
         }
         return found;
       },
-      [=](fetch_atom, std::string& text) -> caf::result<wire_value> {
+      [=](fetch_atom, session_key& key,
+          std::string& text) -> caf::result<wire_value> {
         auto& st = self->state;
-        auto s = session_of(self);
-        if (s == 0)
-          return no_session();
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        auto s = (*me)->id;
         ++st.counters.fetches;
         auto id = uri::parse(text);
         if (!id)
@@ -442,7 +745,8 @@ worker_actor_impl(self_ptr self, node_options options,
                                   + ": fs:// objects are fetchable only "
                                     "under the 'allow' policy");
           }
-          return self->delegate(st.store, get_atom::value, std::move(text));
+          return self->delegate(st.store, get_atom::value, std::move(text),
+                                (*me)->principal);
         }
         if (auto err = check_fetch(self, *id, s)) {
           if (code_of(err) == errc::permission_denied)
@@ -456,12 +760,13 @@ worker_actor_impl(self_ptr self, node_options options,
           return std::move(x.error());
         return wire_value{std::move(*x)};
       },
-      [=](release_atom, std::vector<std::string>& texts) {
+      [=](release_atom, session_key& key, std::vector<std::string>& texts) {
         auto& st = self->state;
-        auto s = session_of(self);
         ++st.counters.release_msgs;
-        if (s == 0)
+        auto me = authenticate(self, key);
+        if (!me)
           return;
+        auto s = (*me)->id;
         for (auto& text : texts) {
           auto id = uri::parse(text);
           if (!id) {
@@ -472,80 +777,51 @@ worker_actor_impl(self_ptr self, node_options options,
             erase_free(self, *id);
         }
       },
-      [=](erase_atom, std::string& text) -> caf::result<bool> {
+      [=](erase_atom, session_key& key,
+          std::string& text) -> caf::result<bool> {
         auto& st = self->state;
-        auto s = session_of(self);
-        if (s == 0)
-          return no_session();
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        auto s = (*me)->id;
         auto id = uri::parse(text);
         if (!id)
           return std::move(id.error());
         if (id->scheme() != scheme::mem)
-          return self->delegate(st.store, erase_atom::value, std::move(text));
+          return self->delegate(st.store, erase_atom::value, std::move(text),
+                                (*me)->principal);
         if (auto err = check_held(self, *id, s))
           return err;
         if (st.refs.release_all(*id, s))
           erase_free(self, *id);
         return true;
       },
-      [=](stats_atom) -> worker_stats {
-        auto& st = self->state;
-        auto result = st.counters;
-        auto totals = st.objects->stats();
-        result.mem_objects = totals.of(scheme::mem).objects;
-        result.mem_bytes = totals.of(scheme::mem).bytes;
-        result.fs_objects = totals.of(scheme::fs).objects;
-        result.fs_bytes = totals.of(scheme::fs).bytes;
-        result.sessions = st.sessions.size();
-        result.releases = st.refs.releases();
-        result.unknown_releases = st.refs.unknown_releases();
-        result.pinned_objects = st.refs.pinned_objects();
-        if (st.data) {
-          auto& c = st.data->counters();
-          result.transfers_in = c.transfers_in.load();
-          result.transfers_out = c.transfers_out.load();
-          result.transfers_failed = c.failed_in.load() + c.failed_out.load();
-          result.transfer_bytes_in = c.bytes_in.load();
-          result.transfer_bytes_out = c.bytes_out.load();
-          result.transfer_max_in_flight = c.max_in_flight.load();
-          result.transfer_rejected_chunks = c.rejected_chunks.load();
-        }
-        return result;
+      [=](stats_atom, session_key& key) -> caf::result<worker_stats> {
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        return (*me)->operator_access ? node_stats(self)
+                                      : session_stats(self, (*me)->id);
       },
-      [=](objects_atom) -> std::vector<object_record> {
-        auto& st = self->state;
-        std::vector<object_record> result;
-        auto now = reference_table::clock::now();
-        for (auto& [id, e] : st.refs.entries()) {
-          object_record rec;
-          rec.uri = id.str();
-          rec.size_bytes = e.size_bytes;
-          for (auto& [s, n] : e.holders)
-            rec.holders.push_back({session_name(self, s), n});
-          rec.pins = e.pins;
-          rec.age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                           now - e.created)
-                           .count();
-          rec.revealed = e.revealed;
-          result.push_back(std::move(rec));
-        }
-        std::sort(result.begin(), result.end(),
-                  [](auto& x, auto& y) { return x.uri < y.uri; });
-        return result;
+      [=](objects_atom,
+          session_key& key) -> caf::result<std::vector<object_record>> {
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        return list_objects(self, **me);
       },
-      [=](close_atom) -> uint64_t {
-        auto& sender = self->current_sender();
-        if (!sender)
-          return 0;
-        auto addr = caf::actor_cast<caf::actor_addr>(sender);
-        self->demonitor(addr);
-        return drop_session(self, addr);
+      [=](close_atom, session_key& key) -> caf::result<uint64_t> {
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        return drop_session(self, (*me)->id);
       },
       [=](ping_atom) { return ping_atom::value; },
-      [=](expect_atom) -> caf::result<std::string> {
-        auto s = session_of(self);
-        if (s == 0)
-          return no_session();
+      [=](expect_atom, session_key& key) -> caf::result<std::string> {
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        auto s = (*me)->id;
         auto& st = self->state;
         if (!st.data)
           return make_error(errc::unsupported, "this node has no data plane");
@@ -559,12 +835,13 @@ worker_actor_impl(self_ptr self, node_options options,
             st.options.data.io_timeout * 4, std::chrono::minutes{1});
         return st.data->expect(s, std::chrono::steady_clock::now() + ttl);
       },
-      [=](push_atom, std::string& text, std::string& host, uint16_t port,
+      [=](push_atom, session_key& key, std::string& text, uint32_t target,
           std::string& token) -> caf::result<std::string> {
         auto& st = self->state;
-        auto s = session_of(self);
-        if (s == 0)
-          return no_session();
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        auto s = (*me)->id;
         auto id = uri::parse(text);
         if (!id)
           return std::move(id.error());
@@ -575,29 +852,49 @@ worker_actor_impl(self_ptr self, node_options options,
                                   "transferred (load fs:// in a task)");
         if (auto err = check_held(self, *id, s))
           return err;
+        auto endpoint = member_endpoint(self, **me, target);
+        if (!endpoint)
+          return std::move(endpoint.error());
         auto x = st.objects->get(*id);
         if (!x)
           return std::move(x.error());
-        // Pinned while it streams: a release meanwhile cannot free it.
+        // Pinned while the peer is found and the value streams: a release
+        // meanwhile cannot free it.
         st.refs.pin(*id);
         auto rp = self->make_response_promise<std::string>();
         auto unpin = [self, id = *id] {
           if (self->state.refs.unpin(id))
             erase_free(self, id);
         };
-        self->request(st.transfer, caf::infinite, push_atom::value,
-                      std::move(host), port, std::move(token),
-                      wire_value{std::move(*x)})
-            .then(
-                [rp, unpin](std::string& uri) mutable {
-                  unpin();
-                  rp.deliver(std::move(uri));
-                },
-                [rp, unpin](caf::error& err) mutable {
-                  unpin();
-                  rp.deliver(std::move(err));
-                });
+        resolve_peer(
+            self, *endpoint, target,
+            [self, rp, unpin, token, value = std::move(*x)](
+                caf::expected<std::pair<std::string, uint16_t>> where) mutable {
+              if (!where) {
+                unpin();
+                rp.deliver(std::move(where.error()));
+                return;
+              }
+              self->request(self->state.transfer, caf::infinite,
+                            push_atom::value, std::move(where->first),
+                            where->second, std::move(token),
+                            wire_value{std::move(value)})
+                  .then(
+                      [rp, unpin](std::string& uri) mutable {
+                        unpin();
+                        rp.deliver(std::move(uri));
+                      },
+                      [rp, unpin](caf::error& err) mutable {
+                        unpin();
+                        rp.deliver(std::move(err));
+                      });
+            });
         return rp;
+      },
+      [=](peer_atom) -> peer_info {
+        auto& st = self->state;
+        return peer_info{st.options.rank, st.objects->options().node_id,
+                         st.data ? st.data->port() : uint16_t{0}};
       },
       [=](adopt_atom, uint64_t session,
           wire_value& x) -> caf::result<std::string> {
@@ -606,10 +903,7 @@ worker_actor_impl(self_ptr self, node_options options,
         if (!sender || sender->node() != self->node())
           return make_error(errc::permission_denied,
                             "adopt is node-local (refused from a peer)");
-        bool alive = false;
-        for (auto& [addr, info] : st.sessions)
-          alive = alive || info.id == session;
-        if (!alive)
+        if (!session_alive(self, session))
           return make_error(errc::object_lost,
                             "the receiving session is closed");
         if (!x.ptr)

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <caf/actor_addr.hpp>
 
@@ -28,12 +29,29 @@ struct worker_state {
   std::shared_ptr<data_plane> data;
   reference_table refs;
 
+  /// An open session: a capability (its secret) plus the actor that
+  /// opened it, monitored so the session ends when that actor goes down.
   struct session {
     session_id id = 0;
+    std::string secret;
+    /// "session-<id> (client label)": what listings show; no address.
     std::string name;
+    caf::actor_addr opener;
+    bool operator_access = false;
+    /// Owner of the fs:// objects the session writes (file_backend).
+    std::string principal;
+    /// The cluster's endpoints as the session named them at hello (used
+    /// for transfers when the node has no configured members).
+    std::vector<std::string> cluster;
   };
-  std::unordered_map<caf::actor_addr, session> sessions;
+  std::unordered_map<session_id, session> sessions;
+  /// Sessions by the actor that opened them (down messages, close).
+  std::unordered_multimap<caf::actor_addr, session_id> opened_by;
   session_id next_session = 1;
+  /// Random per start: makes anonymous principals unique across restarts.
+  std::string incarnation;
+  /// Peer workers verified by `peer`, by endpoint "host:port".
+  std::unordered_map<std::string, peer_info> peers;
 
   uint64_t next_task = 1;
   /// Cancel flags of the tasks running in task actors, by (session, task

@@ -17,6 +17,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/driver.hpp"
+#include "actors/node.hpp"
 #include "config/config.hpp"
 #include "store/error.hpp"
 
@@ -68,6 +69,7 @@ void print_stats(uint32_t rank, const worker_stats& s) {
 } // namespace
 
 int main(int argc, char** argv) {
+  ignore_sigpipe(); // a closed peer is an error, never an exit
   // Positional words (the command) follow the options.
   std::vector<char*> options{argv[0]};
   std::vector<std::string> words;
@@ -99,7 +101,9 @@ int main(int argc, char** argv) {
   auto spec = cfg.make_cluster_spec();
   if (!spec)
     return fail(spec.error());
-  auto connected = driver::connect(sys, *spec, cfg.make_driver_options());
+  auto opts = cfg.make_driver_options();
+  opts.client = "objstore-cli";
+  auto connected = driver::connect(sys, *spec, opts);
   if (!connected)
     return fail(connected.error());
   auto& d = **connected;

@@ -9,10 +9,12 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/node.hpp"
 #include "apps/worker_main.hpp"
 #include "store/error.hpp"
 
 int main(int argc, char** argv) {
+  objstore::ignore_sigpipe(); // a closed peer is an error, never an exit
   objstore::config cfg;
   if (auto err = cfg.load(argc, argv)) {
     std::cerr << "objstore-node: " << objstore::describe(err) << '\n';

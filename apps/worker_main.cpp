@@ -70,6 +70,7 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
     stop_node(*node);
     return 1;
   }
+  node->published_port->store(*port);
   auto st = node->objects->stats();
   std::cout << "objstore-node: worker rank " << cfg.rank << " listening on "
             << cfg.host << ":" << *port << " (data port "
@@ -87,13 +88,9 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
             << ", draining" << std::endl;
   // Stop accepting new peers, let running tasks finish (bounded).
   unpublish_worker(sys, node->worker, *port);
-  caf::scoped_actor self{sys};
   auto deadline = std::chrono::steady_clock::now() + cfg.timeout;
   for (;;) {
-    uint64_t running = 0;
-    self->request(node->worker, std::chrono::seconds{5}, stats_atom::value)
-        .receive([&](const worker_stats& ws) { running = ws.tasks_running; },
-                 [&](caf::error&) {});
+    auto running = node->running_tasks->load();
     if (running == 0 || std::chrono::steady_clock::now() > deadline)
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
@@ -113,7 +110,9 @@ int run_demo(caf::actor_system& sys, const config& cfg) {
     std::cerr << "objstore-node: " << describe(spec.error()) << '\n';
     return 2;
   }
-  auto d = driver::connect(sys, *spec, cfg.make_driver_options());
+  auto opts = cfg.make_driver_options();
+  opts.client = "objstore-node demo";
+  auto d = driver::connect(sys, *spec, opts);
   if (!d) {
     std::cerr << "objstore-node: " << describe(d.error()) << '\n';
     return 1;

@@ -19,9 +19,11 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "actors/secret.hpp"
 #include "bench/bench_util.hpp"
 #include "store/codec.hpp"
 
@@ -159,6 +161,13 @@ bool worker_processes::start(const std::string& node_path,
     return false;
   }
   dir_ = templ;
+  operator_secret_ = objstore::random_secret(32);
+  auto secret_file = dir_ + "/operator-secret";
+  {
+    std::ofstream out{secret_file};
+    out << operator_secret_ << '\n';
+  }
+  ::chmod(secret_file.c_str(), 0600);
   std::vector<std::string> port_files;
   for (size_t rank = 0; rank < n; ++rank) {
     auto port_file = dir_ + "/port" + std::to_string(rank);
@@ -167,7 +176,9 @@ bool worker_processes::start(const std::string& node_path,
                                   "--objstore.rank=" + std::to_string(rank),
                                   "--objstore.port=0",
                                   "--objstore.port-file=" + port_file,
-                                  "--objstore.fetch-policy=allow"};
+                                  "--objstore.fetch-policy=allow",
+                                  "--objstore.operator-secret-file="
+                                      + secret_file};
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     child_process child;
     if (!child.start(argv, dir_ + "/node" + std::to_string(rank) + ".log", err))

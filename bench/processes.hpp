@@ -56,11 +56,17 @@ public:
   double cpu_seconds() const;
   const std::string& dir() const noexcept { return dir_; }
 
+  /// The workers' operator secret (node-wide stats for the bench driver).
+  const std::string& operator_secret() const noexcept {
+    return operator_secret_;
+  }
+
   /// Keep the directory with the workers' logs after stopping them.
   void keep_logs() { keep_ = true; }
 
 private:
   std::string dir_;
+  std::string operator_secret_;
   std::vector<child_process> children_;
   std::vector<uint16_t> ports_;
   bool keep_ = false;

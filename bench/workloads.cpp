@@ -202,10 +202,11 @@ double actor_task_us(context& cx, caf::scoped_actor& self, const graph& g,
 /// A task sent by `self` straight to the worker (its own session, no
 /// driver actor): the worker's cost plus one BASP round trip.
 double direct_task_us(caf::scoped_actor& self, const worker_actor& w,
-                      task_request req, std::vector<std::string>& outputs) {
+                      const session_key& key, task_request req,
+                      std::vector<std::string>& outputs) {
   caf::error err;
   auto t0 = clock::now();
-  self->request(w, request_timeout, run_atom::value, std::move(req))
+  self->request(w, request_timeout, run_atom::value, key, std::move(req))
       .receive(
           [&](task_reply& r) {
             for (auto& uri : r.outputs)
@@ -385,9 +386,20 @@ void task_rtt(context& cx) {
   auto& w = cx.workers[0];
   // The scoped actor's own session on the worker, for direct tasks.
   std::string own_input;
+  session_key key;
   {
     caf::error err;
-    self->request(w, request_timeout, put_atom::value,
+    self->request(w, request_timeout, hello_atom::value,
+                  [] {
+                    hello_request req;
+                    req.client = "objstore-bench direct";
+                    return req;
+                  }())
+        .receive([&](session_info& info) { key = info.key; },
+                 [&](caf::error& e) { err = std::move(e); });
+    if (err)
+      throw failure("hello on the worker directly: " + describe(err));
+    self->request(w, request_timeout, put_atom::value, key,
                   put_request{wire_value{tiny_value()}, {}})
         .receive([&](std::string& u) { own_input = std::move(u); },
                  [&](caf::error& e) { err = std::move(e); });
@@ -401,9 +413,9 @@ void task_rtt(context& cx) {
     req.task_id = cx.next_task_id++;
     req.program = g;
     req.inputs = {own_input};
-    auto us = direct_task_us(self, w, std::move(req), direct_outputs);
+    auto us = direct_task_us(self, w, key, std::move(req), direct_outputs);
     if (direct_outputs.size() >= 256)
-      self->send(w, release_atom::value, std::move(direct_outputs));
+      self->send(w, release_atom::value, key, std::move(direct_outputs));
     direct_outputs.clear();
     return us;
   };
@@ -444,8 +456,8 @@ void task_rtt(context& cx) {
     worker_only.push_back(direct());
     local_hop.push_back(local());
   }
-  self->send(w, release_atom::value, std::move(direct_outputs));
-  self->request(w, request_timeout, close_atom::value)
+  self->send(w, release_atom::value, key, std::move(direct_outputs));
+  self->request(w, request_timeout, close_atom::value, key)
       .receive([](uint64_t) {}, [](caf::error&) {});
   self->send_exit(echo, caf::exit_reason::user_shutdown);
   auto ratio = median(api) / median(bare);
@@ -938,8 +950,9 @@ int run_processes(const options& opts) {
   }
   caf::actor_system sys{cfg};
   try {
-    auto drv = must(driver::connect(sys, spec, driver_options(opts)),
-                    "driver connect");
+    auto drv_opts = driver_options(opts);
+    drv_opts.operator_secret = nodes.operator_secret();
+    auto drv = must(driver::connect(sys, spec, drv_opts), "driver connect");
     context cx{opts, "processes", sys, *drv, worker_proxies(sys, spec)};
     cx.worker_cpu = [&nodes] {
       return nodes.cpu_seconds();

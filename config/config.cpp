@@ -18,6 +18,12 @@ caf::error bad(const std::string& key, const std::string& why) {
   return make_error(errc::invalid_argument, "objstore." + key + ": " + why);
 }
 
+/// Whether `host` names only this machine: 127.0.0.0/8, ::1, localhost.
+bool is_loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]"
+         || host.rfind("127.", 0) == 0;
+}
+
 } // namespace
 
 const std::vector<std::string>& config::option_names() {
@@ -34,6 +40,12 @@ const std::vector<std::string>& config::option_names() {
                                               "max-graph-bytes",
                                               "max-transfers-per-peer",
                                               "fetch-policy",
+                                              "operator-secret-file",
+                                              "max-sessions",
+                                              "allow-insecure",
+                                              "principals-file",
+                                              "principal-file",
+                                              "shared-roots",
                                               "timeout",
                                               "chunk-size",
                                               "window",
@@ -64,6 +76,18 @@ config::config() {
       .add(max_transfers_per_peer, "max-transfers-per-peer",
            "inbound transfers at once from one peer address (0: none)")
       .add(fetch_policy, "fetch-policy", "deny, revealed-only or allow")
+      .add(operator_secret_file, "operator-secret-file",
+           "file with the operator secret (owner-only, >= 32 chars)")
+      .add(max_sessions, "max-sessions",
+           "sessions a worker keeps open at once (0: none)")
+      .add(principals_file, "principals-file",
+           "workers: \"name secret\" lines (owner-only file)")
+      .add(principal_file, "principal-file",
+           "drivers: file with \"name secret\" to act as")
+      .add(shared_roots, "shared-roots",
+           "read-only directories of shared fs:// datasets")
+      .add(allow_insecure, "allow-insecure",
+           "serve a non-loopback host without TLS (unsafe)")
       .add(timeout, "timeout", "deadline of every remote request")
       .add(chunk_size, "chunk-size", "transfer chunk size in bytes")
       .add(window, "window", "transfer bytes in flight per transfer")
@@ -119,7 +143,8 @@ caf::error config::load(int argc, char** argv) {
 
 std::string config::help_text(std::string_view usage) const {
   std::string out{usage};
-  out += "\n\nobjstore options (command line --objstore.NAME=VALUE, or NAME=VALUE"
+  out += "\n\nobjstore options (command line --objstore.NAME=VALUE, or "
+         "NAME=VALUE"
          "\nunder [objstore] in caf-application.ini / --config-file=PATH):\n";
   for (auto& opt : custom_options_) {
     if (opt.category() != "objstore")
@@ -199,6 +224,27 @@ caf::error config::validate() const {
     return bad("window", "must be at least chunk-size");
   if (heartbeat_interval.count() > 0 && heartbeat_timeout <= heartbeat_interval)
     return bad("heartbeat-timeout", "must exceed heartbeat-interval");
+  if (auto secret = read_operator_secret(); !secret)
+    return secret.error();
+  if (auto xs = read_principals(); !xs)
+    return xs.error();
+  if (auto x = read_principal(); !x)
+    return x.error();
+  for (auto& root : shared_roots)
+    if (!std::filesystem::path{root}.is_absolute())
+      return bad("shared-roots", "'" + root + "' is not an absolute path");
+  if (role == "worker" && !is_loopback_host(host)
+      && !make_tls_options().enabled() && !allow_insecure)
+    return bad(
+        "host",
+        "'" + host
+            + "' is not a loopback interface and TLS is off: anyone "
+              "who reaches the port could talk to this node "
+              "unauthenticated. Configure openssl.certificate, "
+              "openssl.key and openssl.cafile, or set "
+              "objstore.allow-insecure (flag --objstore.allow-insecure, or "
+              "allow-insecure=true in the INI file) on a trusted "
+              "network");
   if (role == "driver" && cluster.empty())
     return bad("cluster", "a driver needs the worker endpoints");
   if (!cluster.empty()) {
@@ -225,7 +271,111 @@ caf::expected<node_options> config::make_node_options() const {
   for (auto& root : fs_roots)
     result.store.fs_roots.emplace_back(root);
   result.data = make_data_plane_options();
+  result.max_sessions = max_sessions;
+  result.members = cluster; // a worker transfers only to these when set
+  auto secret = read_operator_secret();
+  if (!secret)
+    return std::move(secret.error());
+  result.operator_secret = std::move(*secret);
+  auto principals = read_principals();
+  if (!principals)
+    return std::move(principals.error());
+  result.principals = std::move(*principals);
+  for (auto& root : shared_roots)
+    result.store.fs_shared_roots.emplace_back(root);
   return result;
+}
+
+namespace {
+
+/// Lines of an owner-only file named by option `key` (secrets inside).
+caf::expected<std::vector<std::string>>
+read_private_lines(const std::string& key, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  auto status = fs::status(path, ec);
+  if (ec || !fs::is_regular_file(status))
+    return bad(key, "'" + path + "' is not a readable file");
+  if ((status.permissions() & (fs::perms::group_all | fs::perms::others_all))
+      != fs::perms::none)
+    return bad(key,
+               "'" + path + "' is readable by group or others (chmod 600)");
+  std::ifstream in{path};
+  if (!in)
+    return bad(key, "'" + path + "' cannot be read");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' '))
+      line.pop_back();
+    if (!line.empty() && line.front() != '#')
+      lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+/// Splits "name secret"; errors name the option, file and line number.
+caf::expected<std::pair<std::string, std::string>>
+parse_principal_line(const std::string& key, const std::string& path,
+                     const std::string& line, size_t number) {
+  auto where = "'" + path + "' line " + std::to_string(number);
+  auto space = line.find(' ');
+  if (space == std::string::npos || space == 0)
+    return bad(key, where + ": expected \"name secret\"");
+  auto name = line.substr(0, space);
+  auto secret = line.substr(line.find_first_not_of(' ', space));
+  if (name == "operator" || name.starts_with("session-"))
+    return bad(key, where + ": the name '" + name + "' is reserved");
+  if (secret.size() < 32)
+    return bad(key, where + ": secret of fewer than 32 characters");
+  return std::make_pair(std::move(name), std::move(secret));
+}
+
+} // namespace
+
+caf::expected<std::map<std::string, std::string>>
+config::read_principals() const {
+  std::map<std::string, std::string> result;
+  if (principals_file.empty())
+    return result;
+  auto lines = read_private_lines("principals-file", principals_file);
+  if (!lines)
+    return std::move(lines.error());
+  for (size_t i = 0; i < lines->size(); ++i) {
+    auto x = parse_principal_line("principals-file", principals_file,
+                                  (*lines)[i], i + 1);
+    if (!x)
+      return std::move(x.error());
+    result[x->first] = std::move(x->second);
+  }
+  return result;
+}
+
+caf::expected<std::pair<std::string, std::string>>
+config::read_principal() const {
+  if (principal_file.empty())
+    return std::pair<std::string, std::string>{};
+  auto lines = read_private_lines("principal-file", principal_file);
+  if (!lines)
+    return std::move(lines.error());
+  if (lines->size() != 1)
+    return bad("principal-file",
+               "'" + principal_file + "' must hold one \"name secret\" line");
+  return parse_principal_line("principal-file", principal_file, lines->front(),
+                              1);
+}
+
+caf::expected<std::string> config::read_operator_secret() const {
+  if (operator_secret_file.empty())
+    return std::string{};
+  auto lines = read_private_lines("operator-secret-file", operator_secret_file);
+  if (!lines)
+    return std::move(lines.error());
+  if (lines->size() != 1 || lines->front().size() < 32)
+    return bad("operator-secret-file",
+               "'" + operator_secret_file
+                   + "' must hold one line of at least 32 characters (use "
+                     "e.g. `openssl rand -hex 32`)");
+  return lines->front();
 }
 
 data_plane_options config::make_data_plane_options() const {
@@ -258,6 +408,12 @@ tls_options config::make_tls_options() const {
 driver_actor_options config::make_driver_options() const {
   driver_actor_options result;
   result.timeout = timeout;
+  if (auto secret = read_operator_secret())
+    result.operator_secret = std::move(*secret); // validate() reported errors
+  if (auto x = read_principal()) {
+    result.principal = std::move(x->first);
+    result.principal_secret = std::move(x->second);
+  }
   return result;
 }
 

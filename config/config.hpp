@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -49,6 +50,26 @@ public:
   size_t max_graph_bytes = node_options{}.max_graph_bytes;
   /// Inbound transfers served at once from one peer address; 0 = none.
   size_t max_transfers_per_peer = data_plane_options{}.max_incoming_per_peer;
+  /// File holding the operator secret (one line, at least 32 characters,
+  /// readable by its owner only). Workers: sessions opened with it may list
+  /// every object and read node-wide counters. Drivers and the CLI: the
+  /// secret they present. Empty: none.
+  std::string operator_secret_file;
+  /// Workers: file of principals, one "name secret" per line (owner-only;
+  /// secrets of at least 32 characters). A session opened as one owns its
+  /// fs:// objects under that name across sessions and restarts.
+  std::string principals_file;
+  /// Drivers and the CLI: file with one line "name secret": the principal
+  /// the sessions act as (owner of the fs:// objects they write).
+  std::string principal_file;
+  /// Workers: read-only shared roots (datasets every session may read).
+  std::vector<std::string> shared_roots;
+  /// Sessions a worker keeps open at once (0: no limit).
+  size_t max_sessions = node_options{}.max_sessions;
+  /// Serve a non-loopback interface without TLS (plain BASP and data
+  /// plane: anyone who reaches the port can speak to the node). Off: such a
+  /// worker refuses to start and says why.
+  bool allow_insecure = false;
   /// deny | revealed-only | allow.
   std::string fetch_policy = "revealed-only";
   /// Deadline of every remote request.
@@ -100,6 +121,18 @@ public:
 
   /// Driver options built from this config.
   driver_actor_options make_driver_options() const;
+
+  /// The secret in `operator_secret_file` ("" when unset). Errors:
+  /// invalid_argument naming the option (unreadable, readable by group or
+  /// others, too short).
+  caf::expected<std::string> read_operator_secret() const;
+
+  /// The principals of `principals_file` (empty when unset). Errors:
+  /// invalid_argument naming the option and line (never a secret).
+  caf::expected<std::map<std::string, std::string>> read_principals() const;
+
+  /// The "name secret" of `principal_file` (empty pair when unset).
+  caf::expected<std::pair<std::string, std::string>> read_principal() const;
 
   /// Names of all declared `objstore.*` options.
   static const std::vector<std::string>& option_names();

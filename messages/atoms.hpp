@@ -27,5 +27,6 @@ using push_atom = caf::atom_constant<caf::atom("os_push")>;
 using adopt_atom = caf::atom_constant<caf::atom("os_adopt")>;
 using cancel_atom = caf::atom_constant<caf::atom("os_cancel")>;
 using deadline_atom = caf::atom_constant<caf::atom("os_dline")>;
+using peer_atom = caf::atom_constant<caf::atom("os_peer")>;
 
 } // namespace objstore

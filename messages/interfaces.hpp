@@ -21,58 +21,76 @@
 namespace objstore {
 
 /// The front door of a worker node: what drivers (and the operator CLI)
-/// talk to. The sender's actor address identifies its session; the worker
-/// monitors each session and drops its holds when it goes down.
+/// talk to. A session is a capability (DESIGN.md §12): `hello` opens one and
+/// replies its `session_key`; every other session-scoped request carries
+/// that key and is refused with `permission_denied` (changing nothing) when
+/// the id is unknown or the secret wrong. The worker monitors the actor that
+/// opened a session and drops the session's holds when it goes down.
 using worker_actor = caf::typed_actor<
-    /// Opens (or re-opens) the sender's session. Idempotent. No errors.
-    caf::replies_to<hello_atom>::with<session_info>,
+    /// Opens a new session for the sender and replies its key. Not
+    /// idempotent (a new session each time). Errors: unauthenticated
+    /// (anonymous sender), permission_denied (wrong operator secret),
+    /// resource_exhausted (too many sessions).
+    caf::replies_to<hello_atom, hello_request>::with<session_info>,
     /// Stores a driver value; the session holds it and may fetch it under
     /// `revealed-only`. Not idempotent (a new mem:// id each time). Errors:
-    /// invalid_uri, unsupported_scheme, permission_denied (fs root),
-    /// resource_exhausted, io_error.
-    caf::replies_to<put_atom, put_request>::with<std::string>,
+    /// invalid_uri, unsupported_scheme, permission_denied (fs root, or
+    /// another session's fs:// object), resource_exhausted, io_error.
+    caf::replies_to<put_atom, session_key, put_request>::with<std::string>,
     /// Runs a graph on this worker's values; replies output URIs held by the
     /// session. Not idempotent. Errors: invalid_uri, not_found and
     /// permission_denied (inputs), op_failed (naming the op), cancelled,
     /// resource_exhausted.
-    caf::replies_to<run_atom, task_request>::with<task_reply>,
+    caf::replies_to<run_atom, session_key, task_request>::with<task_reply>,
     /// Asks the session's running task `task_id` (as numbered in its
     /// task_request) to stop at the next op boundary or kernel poll; the
     /// run then fails with `cancelled`, its inputs are unpinned and no
     /// output is stored. Replies whether such a task was running (false
     /// for finished, unknown or other sessions' tasks). Idempotent.
-    caf::replies_to<cancel_atom, uint64_t>::with<bool>,
+    caf::replies_to<cancel_atom, session_key, uint64_t>::with<bool>,
     /// Returns an object's value if the fetch policy allows it. Idempotent.
     /// Errors: invalid_uri, not_found, permission_denied.
-    caf::replies_to<fetch_atom, std::string>::with<wire_value>,
+    caf::replies_to<fetch_atom, session_key, std::string>::with<wire_value>,
     /// Drops one hold of the session per listed URI (batched). Not
-    /// idempotent; unknown or excess releases are counted, never fatal.
-    caf::reacts_to<release_atom, std::vector<std::string>>,
-    /// Erases a persistent fs:// object (or a mem:// object the session
-    /// holds). Idempotent except for the reply. Errors: invalid_uri,
-    /// not_found, permission_denied.
-    caf::replies_to<erase_atom, std::string>::with<bool>,
-    /// Counters. Idempotent.
-    caf::replies_to<stats_atom>::with<worker_stats>,
-    /// Object listing with holders, pins and age. Idempotent.
-    caf::replies_to<objects_atom>::with<std::vector<object_record>>,
-    /// Closes the sender's session, dropping all its holds; replies how many
-    /// holds were dropped. Idempotent.
-    caf::replies_to<close_atom>::with<uint64_t>,
-    /// Liveness probe. Idempotent.
+    /// idempotent; unknown or excess releases are counted, never fatal. A
+    /// release with a wrong key is counted as refused and changes nothing.
+    caf::reacts_to<release_atom, session_key, std::vector<std::string>>,
+    /// Erases an fs:// object the session may write (or a mem:// object
+    /// the session holds). Idempotent except for the reply. Errors:
+    /// invalid_uri, not_found, permission_denied.
+    caf::replies_to<erase_atom, session_key, std::string>::with<bool>,
+    /// Counters: node-wide for an operator session; otherwise the object
+    /// counts are the session's own (mem_objects, mem_bytes, pins) and no
+    /// other session's numbers are shown. Idempotent.
+    caf::replies_to<stats_atom, session_key>::with<worker_stats>,
+    /// Object listing with holders, pins and age: the session's own
+    /// objects, or every object for an operator session. Holders are named
+    /// by session id and client label, never by address. Idempotent.
+    caf::replies_to<objects_atom,
+                    session_key>::with<std::vector<object_record>>,
+    /// Closes the session, dropping all its holds and cancelling its tasks;
+    /// replies how many holds were dropped. Idempotent.
+    caf::replies_to<close_atom, session_key>::with<uint64_t>,
+    /// Liveness probe. Idempotent. No session needed.
     caf::replies_to<ping_atom>::with<ping_atom>,
-    /// Prepares an inbound transfer for the sender's session; replies the
-    /// one-shot token a source must present on this node's data port.
-    /// Not idempotent (a new token each time). Errors: resource_exhausted
-    /// (the session holds too many unused tokens).
-    caf::replies_to<expect_atom>::with<std::string>,
-    /// Pushes an object the session holds to the data plane at host:port
-    /// under `token` (from the target's `expect`); replies the URI on the
-    /// target, held there by the token's session. The object stays pinned
-    /// while it streams. Not idempotent. Errors: invalid_uri, not_found,
-    /// permission_denied, object_lost (target gone), timeout, the
-    /// target's errors.
-    caf::replies_to<push_atom, std::string, std::string, uint16_t,
+    /// Who this worker is for a peer worker (rank, node id, data port).
+    /// Idempotent. No session needed: it reveals only the data port.
+    caf::replies_to<peer_atom>::with<peer_info>,
+    /// Prepares an inbound transfer for the session; replies the one-shot
+    /// token a source must present on this node's data port. Not
+    /// idempotent (a new token each time). Errors: resource_exhausted (the
+    /// session or the node holds too many unused tokens).
+    caf::replies_to<expect_atom, session_key>::with<std::string>,
+    /// Pushes an object the session holds to worker `target_rank` under
+    /// `token` (from the target's `expect`); replies the URI on the
+    /// target, held there by the token's session. The target's address is
+    /// the worker's own knowledge (objstore.cluster, or the endpoints the
+    /// session named at hello, verified by asking the peer there), never a
+    /// host:port from the request. The object stays pinned while it
+    /// streams. Not idempotent. Errors: invalid_uri, not_found,
+    /// permission_denied, invalid_argument (unknown rank), object_lost
+    /// (target gone), timeout, the target's errors.
+    caf::replies_to<push_atom, session_key, std::string, uint32_t,
                     std::string>::with<std::string>,
     /// Adopts a value received by this node's data plane for `session`;
     /// node-local only (refused from other nodes). Not idempotent.
@@ -85,11 +103,21 @@ using store_actor = caf::typed_actor<
     /// Stores a value under `target` (empty: new mem:// URI). Errors as
     /// object_store::put.
     caf::replies_to<put_atom, wire_value, std::string>::with<std::string>,
+    /// Writes a persistent (fs://) object owned by `principal` if the
+    /// access rule lets `principal` write it (file_backend::authorize).
+    /// Errors as object_store::put, permission_denied.
+    caf::replies_to<put_atom, wire_value, std::string,
+                    std::string>::with<std::string>,
     /// Returns a value. Idempotent. Errors: invalid_uri, not_found,
     /// corrupt_data, unsupported_scheme.
     caf::replies_to<get_atom, std::string>::with<wire_value>,
+    /// Returns a value if `principal` may read it. Idempotent. Errors as
+    /// get, permission_denied.
+    caf::replies_to<get_atom, std::string, std::string>::with<wire_value>,
     /// Erases a value. Errors: invalid_uri, not_found.
     caf::replies_to<erase_atom, std::string>::with<bool>,
+    /// Erases a value if `principal` may. Errors as erase, permission_denied.
+    caf::replies_to<erase_atom, std::string, std::string>::with<bool>,
     /// Returns whether a value exists. Idempotent.
     caf::replies_to<exists_atom, std::string>::with<bool>,
     /// Lists the stored objects. Idempotent.
@@ -113,10 +141,13 @@ using transfer_actor = caf::typed_actor<
 using driver_actor = caf::typed_actor<
     /// Asks worker `rank` for an inbound transfer token.
     caf::replies_to<expect_atom, uint32_t>::with<std::string>,
-    /// Asks worker `rank` to push `uri` to host:port under `token`.
-    caf::replies_to<push_atom, uint32_t, std::string, std::string, uint16_t,
+    /// Asks worker `rank` to push `uri` to worker `target` under `token`
+    /// (from the target's `expect`).
+    caf::replies_to<push_atom, uint32_t, std::string, uint32_t,
                     std::string>::with<std::string>,
-    /// Opens a session on every worker; replies their session infos.
+    /// Opens a session on every worker (once; later hellos reply the same
+    /// sessions); replies their session infos. Every other request to a
+    /// rank needs its session: before `hello` it is `permission_denied`.
     caf::replies_to<hello_atom>::with<std::vector<session_info>>,
     caf::replies_to<put_atom, uint32_t, put_request>::with<std::string>,
     caf::replies_to<run_atom, uint32_t, task_request>::with<task_reply>,

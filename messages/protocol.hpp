@@ -30,13 +30,63 @@ std::string_view to_string(fetch_policy x);
 /// Parses "deny", "revealed-only" or "allow"; `invalid_argument` otherwise.
 caf::expected<fetch_policy> parse_fetch_policy(std::string_view text);
 
-/// Reply to `hello`: who the worker is. Opening a session is idempotent.
+/// Proof of a session (DESIGN.md §12): the id the worker assigned when the
+/// session was opened and the secret it returned then (64 hex characters,
+/// 256 bits from the OS's CSPRNG). Every session-scoped request carries it;
+/// an unknown id or a wrong secret is `permission_denied` and changes
+/// nothing. An actor address is never proof of a session: it is
+/// predictable (node id = host hash + pid, sequential actor ids).
+struct session_key {
+  uint64_t id = 0;
+  std::string secret;
+
+  friend bool operator==(const session_key&, const session_key&) = default;
+};
+
+/// Asks a worker to open a session.
+struct hello_request {
+  /// Shown in listings next to the session id (e.g. "objstore-cli");
+  /// at most 64 bytes are kept. Never an address.
+  std::string client;
+  /// The worker's operator secret, or empty. With it the session may list
+  /// every session's objects and read node-wide counters.
+  std::string operator_secret;
+  /// The cluster as the driver knows it: "host:port" of every worker in
+  /// rank order. A worker without a configured cluster (objstore.cluster)
+  /// pushes this session's transfers only to these endpoints, and only
+  /// after the peer there confirmed it is an objstore worker of that rank
+  /// (with TLS: one of the cluster's CA); it never takes a data address
+  /// from the driver.
+  std::vector<std::string> cluster;
+  /// A principal configured on the worker (objstore.principals-file) and
+  /// its secret, or empty: the session then owns its fs:// objects alone.
+  std::string principal;
+  std::string principal_secret;
+
+  friend bool operator==(const hello_request&, const hello_request&) = default;
+};
+
+/// What a worker tells a peer worker about itself (no session needed):
+/// enough to reach its data plane.
+struct peer_info {
+  uint32_t rank = 0;
+  std::string node_id;
+  uint16_t data_port = 0;
+
+  friend bool operator==(const peer_info&, const peer_info&) = default;
+};
+
+/// Reply to `hello`: who the worker is and the new session's key.
 struct session_info {
   uint32_t rank = 0;
   std::string node_id;
   fetch_policy policy = fetch_policy::deny;
   /// Port of the node's data connection (transfer actor), 0 if none.
   uint16_t data_port = 0;
+  /// The session's capability: keep it secret.
+  session_key key;
+  /// Whether the operator secret was accepted.
+  bool operator_access = false;
 
   friend bool operator==(const session_info&, const session_info&) = default;
 };
@@ -69,7 +119,8 @@ struct task_reply {
   friend bool operator==(const task_reply&, const task_reply&) = default;
 };
 
-/// Holds of one session on one object.
+/// Holds of one session on one object. `session` is "session-<id>" plus
+/// the client label the session gave at hello; never an address.
 struct holder_record {
   std::string session;
   uint32_t count = 0;
@@ -114,6 +165,12 @@ struct worker_stats {
   /// High mark of unacknowledged bytes of one outgoing transfer.
   uint64_t transfer_max_in_flight = 0;
   uint64_t transfer_rejected_chunks = 0;
+  /// Requests refused for a wrong or unknown session key (or a wrong
+  /// operator secret): attempts to use another session's capability.
+  uint64_t refused_requests = 0;
+  /// Whether the numbers are node-wide (operator session) or only the
+  /// asking session's objects.
+  bool node_wide = false;
 
   friend bool operator==(const worker_stats&, const worker_stats&) = default;
 };
@@ -131,9 +188,26 @@ struct driver_stats {
 };
 
 template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, session_key& x) {
+  return f(caf::meta::type_name("objstore::session_key"), x.id, x.secret);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, hello_request& x) {
+  return f(caf::meta::type_name("objstore::hello_request"), x.client,
+           x.operator_secret, x.cluster, x.principal, x.principal_secret);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, peer_info& x) {
+  return f(caf::meta::type_name("objstore::peer_info"), x.rank, x.node_id,
+           x.data_port);
+}
+
+template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, session_info& x) {
   return f(caf::meta::type_name("objstore::session_info"), x.rank, x.node_id,
-           x.policy, x.data_port);
+           x.policy, x.data_port, x.key, x.operator_access);
 }
 
 template<class Inspector>
@@ -171,7 +245,8 @@ typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
            x.fetches_denied, x.release_msgs, x.releases, x.unknown_releases,
            x.pinned_objects, x.transfers_in, x.transfers_out,
            x.transfers_failed, x.transfer_bytes_in, x.transfer_bytes_out,
-           x.transfer_max_in_flight, x.transfer_rejected_chunks);
+           x.transfer_max_in_flight, x.transfer_rejected_chunks,
+           x.refused_requests, x.node_wide);
 }
 
 template<class Inspector>

@@ -34,6 +34,9 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<attribute>("objstore::attribute");
   cfg.add_message_type<op>("objstore::op");
   cfg.add_message_type<graph>("objstore::graph");
+  cfg.add_message_type<session_key>("objstore::session_key");
+  cfg.add_message_type<hello_request>("objstore::hello_request");
+  cfg.add_message_type<peer_info>("objstore::peer_info");
   cfg.add_message_type<session_info>("objstore::session_info");
   cfg.add_message_type<put_request>("objstore::put_request");
   cfg.add_message_type<task_request>("objstore::task_request");

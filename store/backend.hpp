@@ -11,6 +11,10 @@
 
 namespace objstore {
 
+/// What a principal wants to do with a persistent object (the access rule
+/// of file_backend::authorize).
+enum class fs_access { read, write, erase };
+
 /// What a backend reports about one stored object.
 struct object_info {
   uri id;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "store/codec.hpp"
@@ -28,6 +29,32 @@ caf::error sys_error(const uri& id, std::string_view what, int code) {
 bool is_under(const fs::path& p, const fs::path& root) {
   auto [r, q] = std::mismatch(root.begin(), root.end(), p.begin(), p.end());
   return r == root.end();
+}
+
+constexpr const char* owner_attr = "user.objstore.owner";
+
+/// Whether extended attributes can be written in `dir` (ext4, xfs, btrfs,
+/// tmpfs since Linux 6.6 do; some network file systems do not).
+caf::error probe_xattrs(const fs::path& dir) {
+  auto probe = dir / ".objstore-tmp-xattr-probe";
+  int fd
+      = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return make_error(errc::io_error,
+                      "fs root '" + dir.string()
+                          + "' is not writable: " + std::strerror(errno));
+  auto rc = ::fsetxattr(fd, owner_attr, "probe", 5, 0);
+  auto code = errno;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  if (rc != 0)
+    return make_error(errc::invalid_argument,
+                      "fs root '" + dir.string()
+                          + "' does not keep extended attributes ("
+                          + std::strerror(code)
+                          + "); objstore records each object's owner in "
+                            "one: use ext4, xfs, btrfs or tmpfs >= 6.6");
+  return {};
 }
 
 bool is_temp_name(const fs::path& p) {
@@ -103,9 +130,18 @@ file_backend::file_backend(file_backend_options options)
 
 caf::expected<std::unique_ptr<file_backend>>
 file_backend::make(file_backend_options options) {
-  if (options.roots.empty())
+  if (options.roots.empty() && options.read_only_roots.empty())
     return make_error(errc::invalid_argument, "file backend needs a root");
   std::unique_ptr<file_backend> result{new file_backend(std::move(options))};
+  for (auto& root : result->options_.read_only_roots) {
+    std::error_code ec;
+    auto canonical = fs::canonical(root, ec);
+    if (!root.is_absolute() || ec || !fs::is_directory(canonical))
+      return make_error(errc::invalid_argument,
+                        "shared root '" + root.string()
+                            + "' is not an existing absolute directory");
+    result->read_only_roots_.push_back(canonical);
+  }
   for (auto& root : result->options_.roots) {
     if (!root.is_absolute())
       return make_error(errc::invalid_argument,
@@ -117,10 +153,18 @@ file_backend::make(file_backend_options options) {
       return make_error(errc::io_error,
                         "fs root '" + root.string()
                             + "' is not a usable directory: " + ec.message());
+    if (auto err = probe_xattrs(canonical))
+      return err;
     result->roots_.push_back(canonical);
   }
+  auto writable = result->roots_.size();
+  // Read-only roots resolve like the others; listed after the writable
+  // ones, and never cleaned (they may be read-only mounts).
+  result->roots_.insert(result->roots_.end(), result->read_only_roots_.begin(),
+                        result->read_only_roots_.end());
   if (result->options_.clean_temp_files) {
-    for (auto& root : result->roots_) {
+    for (size_t k = 0; k < writable; ++k) {
+      auto& root = result->roots_[k];
       std::error_code ec;
       std::vector<fs::path> stale;
       for (auto i = fs::recursive_directory_iterator(root, ec);
@@ -175,9 +219,69 @@ caf::expected<fs::path> file_backend::resolve(const uri& id) const {
 }
 
 caf::error file_backend::put(const uri& id, const value_ptr& x) {
+  return put_owned(id, x, {});
+}
+
+bool file_backend::read_only(const uri& id) const {
+  auto path = resolve(id);
+  if (!path)
+    return false;
+  for (auto& root : read_only_roots_)
+    if (is_under(*path, root))
+      return true;
+  return false;
+}
+
+caf::expected<std::string> file_backend::owner(const uri& id) const {
   auto path = resolve(id);
   if (!path)
     return path.error();
+  if (read_only(id))
+    return std::string{};
+  char buf[256];
+  auto n = ::getxattr(path->c_str(), owner_attr, buf, sizeof(buf));
+  if (n >= 0)
+    return std::string{buf, static_cast<size_t>(n)};
+  if (errno == ENOENT)
+    return make_error(errc::not_found, id.str());
+  return std::string{"operator"}; // placed by hand: the operator's
+}
+
+caf::error file_backend::authorize(const uri& id, const std::string& principal,
+                                   fs_access what) const {
+  if (read_only(id)) {
+    if (what == fs_access::read)
+      return {};
+    return make_error(errc::permission_denied,
+                      "'" + id.str() + "': in a read-only shared root");
+  }
+  auto who = owner(id);
+  if (!who) {
+    if (code_of(who.error()) == errc::not_found && what == fs_access::write)
+      return {}; // a new object: its writer will own it
+    return who.error();
+  }
+  if (*who == principal)
+    return {};
+  if (principal == "operator" && what != fs_access::read)
+    return {};
+  return make_error(errc::permission_denied,
+                    "'" + id.str() + "': owned by another principal (only its "
+                        + "owner may "
+                        + (what == fs_access::read    ? "read"
+                           : what == fs_access::write ? "overwrite"
+                                                      : "erase")
+                        + " it)");
+}
+
+caf::error file_backend::put_owned(const uri& id, const value_ptr& x,
+                                   const std::string& owner) {
+  auto path = resolve(id);
+  if (!path)
+    return path.error();
+  if (read_only(id))
+    return make_error(errc::permission_denied,
+                      "'" + id.str() + "': in a read-only shared root");
   if (!x)
     return make_error(errc::invalid_argument, "'" + id.str() + "': null value");
   std::error_code ec;
@@ -213,6 +317,9 @@ caf::error file_backend::put(const uri& id, const value_ptr& x) {
         = static_cast<unsigned char>((pieces.checksum >> (8 * i)) & 0xFF);
   if (auto code = write_all(file.fd, trailer, sizeof(trailer)))
     return fail("write failed", code);
+  if (!owner.empty()
+      && ::fsetxattr(file.fd, owner_attr, owner.data(), owner.size(), 0) != 0)
+    return fail("cannot record the owner", errno);
   if (options_.sync && ::fsync(file.fd) != 0)
     return fail("fsync failed", errno);
   if (::close(file.fd) != 0) {
@@ -255,6 +362,9 @@ caf::error file_backend::erase(const uri& id) {
   auto path = resolve(id);
   if (!path)
     return path.error();
+  if (read_only(id))
+    return make_error(errc::permission_denied,
+                      "'" + id.str() + "': in a read-only shared root");
   std::error_code ec;
   if (!fs::is_regular_file(fs::symlink_status(*path, ec)))
     return make_error(errc::not_found, id.str());

@@ -17,6 +17,10 @@ struct file_backend_options {
   /// fsync file and directory on every put (off only for throwaway tests).
   bool sync = true;
 
+  /// Roots every session may read and no one may write through objstore:
+  /// shared datasets (objstore.shared-roots). Also served as fs://.
+  std::vector<std::filesystem::path> read_only_roots;
+
   /// Remove leftover temp files of interrupted puts at start.
   bool clean_temp_files = true;
 
@@ -28,6 +32,16 @@ struct file_backend_options {
 };
 
 /// Serves `fs://<absolute path>` from files under configured roots.
+///
+/// Ownership (DESIGN.md §12): a put records its writer (the session's
+/// principal) in the extended attribute `user.objstore.owner` of the temp
+/// file before the rename, so the owner is published atomically with the
+/// object and survives restarts. `authorize` applies the access rule: the
+/// owner reads, overwrites and erases; the principal "operator" erases and
+/// overwrites (storage management) but does not read; others do nothing.
+/// Objects in read-only shared roots are read by everyone and written by
+/// no one; files without an owner attribute (placed by hand) are owned by
+/// "operator".
 ///
 /// Writes are atomic: the encoding goes to a temp file in the target's
 /// directory (name prefix `.objstore-tmp-`), is fsynced, then renamed over
@@ -49,6 +63,24 @@ public:
 
   objstore::scheme scheme() const noexcept override { return scheme::fs; }
   caf::error put(const uri& id, const value_ptr& x) override;
+
+  /// `put` recording `owner` with the object.
+  caf::error put_owned(const uri& id, const value_ptr& x,
+                       const std::string& owner);
+
+  /// The recorded owner of an existing object ("operator" when none is
+  /// recorded; "" for objects in read-only roots). Errors: not_found, the
+  /// resolve errors.
+  caf::expected<std::string> owner(const uri& id) const;
+
+  /// Whether `principal` may `what` the object `id`. Errors:
+  /// permission_denied naming the URI and the rule, not_found (read or
+  /// erase of a missing object), the resolve errors.
+  caf::error authorize(const uri& id, const std::string& principal,
+                       fs_access what) const;
+
+  /// Whether `id` lies in a read-only shared root.
+  bool read_only(const uri& id) const;
   caf::expected<value_ptr> get(const uri& id) override;
   caf::error erase(const uri& id) override;
   caf::expected<bool> exists(const uri& id) override;
@@ -68,6 +100,8 @@ private:
 
   file_backend_options options_;
   std::vector<std::filesystem::path> roots_;
+  /// Canonical read-only roots (also in `roots_`).
+  std::vector<std::filesystem::path> read_only_roots_;
 };
 
 } // namespace objstore

@@ -34,9 +34,10 @@ object_store::make(object_store_options options) {
                             + message_of(parsed.error()));
   }
   auto result = std::make_unique<object_store>(options);
-  if (!options.fs_roots.empty()) {
+  if (!options.fs_roots.empty() || !options.fs_shared_roots.empty()) {
     file_backend_options fs_opts;
     fs_opts.roots = options.fs_roots;
+    fs_opts.read_only_roots = options.fs_shared_roots;
     fs_opts.sync = options.fs_sync;
     auto files = file_backend::make(std::move(fs_opts));
     if (!files)
@@ -59,6 +60,40 @@ caf::expected<backend*> object_store::backend_for(objstore::scheme x,
                       "'" + id.str() + "': no " + std::string{to_string(x)}
                           + ":// backend on this node");
   return i->second.get();
+}
+
+caf::expected<uri> object_store::put_owned(value_ptr x, const uri& id,
+                                           const std::string& owner) {
+  if (id.scheme() != scheme::fs)
+    return put(std::move(x), id);
+  if (!x)
+    return make_error(errc::invalid_argument, "put of a null value");
+  auto size = x->size_bytes();
+  if (options_.max_object_size > 0 && size > options_.max_object_size)
+    return make_error(errc::resource_exhausted,
+                      "'" + id.str() + "': object of " + std::to_string(size)
+                          + " bytes exceeds the limit of "
+                          + std::to_string(options_.max_object_size));
+  auto b = backend_for(id.scheme(), id);
+  if (!b)
+    return b.error();
+  auto files = dynamic_cast<file_backend*>(*b);
+  auto err = files ? files->put_owned(id, x, owner) : (*b)->put(id, x);
+  if (err)
+    return err;
+  return id;
+}
+
+caf::error object_store::authorize(const uri& id, const std::string& principal,
+                                   fs_access what) {
+  if (id.scheme() != scheme::fs)
+    return {};
+  auto b = backend_for(id.scheme(), id);
+  if (!b)
+    return b.error();
+  if (auto files = dynamic_cast<file_backend*>(*b))
+    return files->authorize(id, principal, what);
+  return {};
 }
 
 caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "store/backend.hpp"
@@ -26,6 +27,9 @@ struct object_store_options {
 
   /// Roots of the `fs://` backend; none means `fs://` is unsupported.
   std::vector<std::filesystem::path> fs_roots;
+
+  /// Read-only shared roots of `fs://` (datasets every session reads).
+  std::vector<std::filesystem::path> fs_shared_roots;
 
   /// fsync `fs://` writes (see file_backend_options::sync).
   bool fs_sync = true;
@@ -70,6 +74,17 @@ public:
   /// and returns the URI. Errors: `unsupported_scheme`, `resource_exhausted`
   /// (memory or size limit), the backend's errors.
   caf::expected<uri> put(value_ptr x, std::optional<uri> id = std::nullopt);
+
+  /// `put` of an fs:// object recording `owner` (file_backend::put_owned);
+  /// other schemes ignore the owner.
+  caf::expected<uri> put_owned(value_ptr x, const uri& id,
+                               const std::string& owner);
+
+  /// Whether `principal` may `what` the object `id`: the fs:// access rule
+  /// (file_backend::authorize); other schemes are checked by the worker's
+  /// holders and always pass here.
+  caf::error authorize(const uri& id, const std::string& principal,
+                       fs_access what);
 
   /// Returns the object under `id`. Errors: `not_found`, backend errors.
   caf::expected<value_ptr> get(const uri& id);

@@ -16,7 +16,8 @@ protected:
   /// Runs the CLI with the cluster flag and `words`; waits for its exit.
   /// Returns the exit code (-1 if it did not exit normally).
   int run(std::vector<std::string> words, child_process** out = nullptr) {
-    std::vector<std::string> args{OBJSTORE_CLI_PATH, cluster_flag()};
+    std::vector<std::string> args{OBJSTORE_CLI_PATH, cluster_flag(),
+                                  operator_flag()};
     args.insert(args.end(), words.begin(), words.end());
     auto& proc = spawn(std::move(args), "cli" + std::to_string(++runs_));
     if (out != nullptr)

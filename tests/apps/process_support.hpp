@@ -11,6 +11,8 @@
 
 #include <gtest/gtest.h>
 
+#include "actors/secret.hpp"
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -276,6 +278,7 @@ protected:
         roots += (roots.empty() ? "\"" : ",\"") + root.string() + "\"";
       args.push_back("--objstore.fs-roots=[" + roots + "]");
     }
+    args.push_back(operator_flag());
     for (auto& flag : flags.extra)
       args.push_back(flag);
     auto& proc = spawn(std::move(args), name);
@@ -353,10 +356,32 @@ protected:
     return opts;
   }
 
+  /// The workers' operator secret (made on first use, in an owner-only
+  /// file of dir()): in-test drivers and the CLI read node-wide counters.
+  const std::string& operator_secret() {
+    if (operator_secret_.empty()) {
+      operator_secret_ = random_secret(32);
+      auto path = dir() / "operator-secret";
+      write_text(path, operator_secret_ + "\n");
+      fs::permissions(path, fs::perms::owner_read | fs::perms::owner_write);
+    }
+    return operator_secret_;
+  }
+
+  /// `--objstore.operator-secret-file=...` for objstore-node and objstore.
+  std::string operator_flag() {
+    operator_secret();
+    return "--objstore.operator-secret-file="
+           + (dir() / "operator-secret").string();
+  }
+
   /// Connects a driver from the client system to the workers `ranks`
-  /// (default: all); null (after a test failure) on error.
+  /// (default: all) with operator access; null (after a test failure) on
+  /// error.
   std::unique_ptr<driver> connect(const std::vector<uint32_t>& ranks = {}) {
-    auto d = driver::connect(client(), spec(ranks), driver_options());
+    auto opts = driver_options();
+    opts.operator_secret = operator_secret();
+    auto d = driver::connect(client(), spec(ranks), opts);
     if (!d) {
       ADD_FAILURE() << "connect failed: " << describe(d.error());
       return nullptr;
@@ -383,6 +408,7 @@ protected:
 
 private:
   temp_dir dir_;
+  std::string operator_secret_;
   size_t starts_ = 0;
   /// By rank (entries stay put, so pointers to them remain valid).
   std::map<uint32_t, worker_process> workers_;

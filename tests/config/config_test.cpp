@@ -2,8 +2,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "store/error.hpp"
 
@@ -113,6 +115,95 @@ TEST(config, unparsable_values_and_stray_arguments_are_errors) {
   }
 }
 
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in{path};
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+/// Test certificates (.ci/make-test-certs) and an owner-only operator
+/// secret in a temp directory, made once per test binary.
+const std::filesystem::path& deployment_files() {
+  struct temp_files {
+    std::filesystem::path dir;
+    ~temp_files() {
+      std::error_code ec;
+      if (!dir.empty())
+        std::filesystem::remove_all(dir, ec);
+    }
+  };
+  static const temp_files files{[] {
+    char templ[] = "/tmp/objstore-config-test-XXXXXX";
+    if (::mkdtemp(templ) == nullptr)
+      return std::filesystem::path{};
+    std::filesystem::path result = templ;
+    auto cmd = std::string{OBJSTORE_SOURCE_DIR} + "/.ci/make-test-certs "
+               + result.string() + " >/dev/null 2>&1";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    std::ofstream{result / "operator-secret"} << std::string(64, 's') << '\n';
+    std::filesystem::permissions(result / "operator-secret",
+                                 std::filesystem::perms::owner_read
+                                     | std::filesystem::perms::owner_write);
+    return result;
+  }()};
+  return files.dir;
+}
+
+TEST(config, a_non_loopback_worker_without_tls_is_refused) {
+  config cfg;
+  auto err = load(cfg, {"--objstore.host=0.0.0.0"});
+  ASSERT_TRUE(err);
+  EXPECT_NE(message_of(err).find("objstore.host"), std::string::npos)
+      << describe(err);
+  EXPECT_NE(message_of(err).find("TLS is off"), std::string::npos)
+      << describe(err);
+  config insecure;
+  EXPECT_FALSE(
+      load(insecure, {"--objstore.host=0.0.0.0", "--objstore.allow-insecure"}));
+  auto& dir = deployment_files();
+  config tls;
+  EXPECT_FALSE(
+      load(tls, {"--objstore.host=0.0.0.0",
+                 "--openssl.certificate=" + (dir / "node0.pem").string(),
+                 "--openssl.key=" + (dir / "node0.key").string(),
+                 "--openssl.cafile=" + (dir / "ca.pem").string()}));
+  config loopback;
+  EXPECT_FALSE(load(loopback, {"--objstore.host=127.0.0.2"}));
+}
+
+TEST(config, operator_secret_file_must_be_private_and_long) {
+  auto& dir = deployment_files();
+  config good;
+  EXPECT_FALSE(load(good, {"--objstore.operator-secret-file="
+                           + (dir / "operator-secret").string()}));
+  auto opts = good.make_node_options();
+  ASSERT_TRUE(opts);
+  EXPECT_EQ(opts->operator_secret, std::string(64, 's'));
+  EXPECT_EQ(good.make_driver_options().operator_secret, std::string(64, 's'));
+  auto open = dir / "open-secret";
+  std::ofstream{open} << std::string(64, 's') << '\n';
+  std::filesystem::permissions(open, std::filesystem::perms::owner_read
+                                         | std::filesystem::perms::group_read);
+  config readable;
+  auto err
+      = load(readable, {"--objstore.operator-secret-file=" + open.string()});
+  ASSERT_TRUE(err);
+  EXPECT_NE(message_of(err).find("readable by group or others"),
+            std::string::npos)
+      << describe(err);
+  auto short_file = dir / "short-secret";
+  std::ofstream{short_file} << "hunter2\n";
+  std::filesystem::permissions(short_file, std::filesystem::perms::owner_read);
+  config weak;
+  err = load(weak, {"--objstore.operator-secret-file=" + short_file.string()});
+  ASSERT_TRUE(err);
+  EXPECT_NE(message_of(err).find("at least 32 characters"), std::string::npos)
+      << describe(err);
+  EXPECT_EQ(message_of(err).find("hunter2"), std::string::npos)
+      << "the secret never appears in errors";
+}
+
 TEST(config, example_ini_files_are_valid) {
   namespace fs = std::filesystem;
   size_t checked = 0;
@@ -120,8 +211,22 @@ TEST(config, example_ini_files_are_valid) {
            fs::path{OBJSTORE_SOURCE_DIR} / "examples")) {
     if (entry.path().extension() != ".ini")
       continue;
+    std::vector<std::string> args{"--config-file=" + entry.path().string()};
+    // Files a deployment provides (/etc/objstore/...) come from a throwaway
+    // PKI and secret here; the command line overrides the INI file, so
+    // everything else in the example is still checked.
+    if (read_file(entry.path()).find("/etc/objstore/") != std::string::npos) {
+      auto& dir = deployment_files();
+      args.push_back("--openssl.certificate=" + (dir / "node0.pem").string());
+      args.push_back("--openssl.key=" + (dir / "node0.key").string());
+      args.push_back("--openssl.cafile=" + (dir / "ca.pem").string());
+      if (read_file(entry.path()).find("operator-secret-file")
+          != std::string::npos)
+        args.push_back("--objstore.operator-secret-file="
+                       + (dir / "operator-secret").string());
+    }
     config cfg;
-    auto err = load(cfg, {"--config-file=" + entry.path().string()});
+    auto err = load(cfg, args);
     EXPECT_FALSE(err) << entry.path() << ": " << describe(err);
     ++checked;
   }

@@ -3,6 +3,9 @@
 // would) and sent to an in-process worker node by a scoped actor:
 //   0 run task_request   1 put put_request   2 fetch string
 //   3 erase string       4 release vector<string>
+// Bit 7 of the first byte sends the request under a forged session key (the
+// other session's id with a wrong secret): it must be refused and change
+// nothing.
 // URI strings "$<k>" become the k-th object the fuzzing session holds and
 // "@<k>" the k-th object of another session (forged URIs), so the fuzzer
 // reaches kernels on real inputs and the cross-session checks.
@@ -31,8 +34,12 @@ struct harness {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   node_handles node;
-  std::unique_ptr<caf::scoped_actor> owner;  // holds the protected objects
-  std::unique_ptr<caf::scoped_actor> fuzzer; // sends the fuzzed requests
+  std::unique_ptr<caf::scoped_actor> owner;     // holds the protected objects
+  std::unique_ptr<caf::scoped_actor> fuzzer;    // sends the fuzzed requests
+  std::unique_ptr<caf::scoped_actor> inspector; // operator: node-wide stats
+  session_key owner_key;
+  session_key fuzzer_key;
+  session_key inspector_key;
   std::vector<value_ptr> protected_values;
   std::vector<std::string> protected_uris;
   std::vector<value_ptr> own_values;
@@ -58,19 +65,24 @@ struct harness {
     opts.ops = fuzz::fuzz_registry();
     opts.max_graph_ops = 256;
     opts.max_graph_bytes = 1u << 20;
+    opts.operator_secret = std::string(64, 'o');
     auto made = spawn_node(*sys, opts);
     if (!made)
       fuzz::fail(describe(made.error()));
     node = std::move(*made);
     owner = std::make_unique<caf::scoped_actor>(*sys);
     fuzzer = std::make_unique<caf::scoped_actor>(*sys);
+    inspector = std::make_unique<caf::scoped_actor>(*sys);
+    owner_key = hello(*owner, {});
+    fuzzer_key = hello(*fuzzer, {});
+    inspector_key = hello(*inspector, std::string(64, 'o'));
     for (auto& x : samples()) {
       protected_values.push_back(x);
-      protected_uris.push_back(put(*owner, x));
+      protected_uris.push_back(put(*owner, owner_key, x));
     }
     for (auto& x : samples()) {
       own_values.push_back(x);
-      own_uris.push_back(put(*fuzzer, x));
+      own_uris.push_back(put(*fuzzer, fuzzer_key, x));
     }
   }
 
@@ -86,9 +98,24 @@ struct harness {
     return out;
   }
 
-  std::string put(caf::scoped_actor& self, value_ptr x) {
+  session_key hello(caf::scoped_actor& self, std::string operator_secret) {
+    session_key result;
+    self->request(node.worker, reply_timeout, hello_atom::value,
+                  [&] {
+                    hello_request req;
+                    req.client = "fuzz";
+                    req.operator_secret = std::move(operator_secret);
+                    return req;
+                  }())
+        .receive([&](session_info& info) { result = info.key; },
+                 [&](caf::error& err) { fuzz::fail(describe(err)); });
+    return result;
+  }
+
+  std::string put(caf::scoped_actor& self, const session_key& key,
+                  value_ptr x) {
     std::string result;
-    self->request(node.worker, reply_timeout, put_atom::value,
+    self->request(node.worker, reply_timeout, put_atom::value, key,
                   put_request{wire_value{std::move(x)}, {}})
         .receive([&](std::string& id) { result = std::move(id); },
                  [&](caf::error& err) { fuzz::fail(describe(err)); });
@@ -107,8 +134,8 @@ struct harness {
 
   worker_stats stats() {
     worker_stats result;
-    (*fuzzer)
-        ->request(node.worker, reply_timeout, stats_atom::value)
+    (*inspector)
+        ->request(node.worker, reply_timeout, stats_atom::value, inspector_key)
         .receive([&](worker_stats& x) { result = x; },
                  [&](caf::error& err) {
                    fuzz::fail("worker stopped answering: " + describe(err));
@@ -121,20 +148,22 @@ struct harness {
     for (auto& id : created)
       if (id.rfind("fs://", 0) == 0)
         (*fuzzer)
-            ->request(node.worker, reply_timeout, erase_atom::value, id)
+            ->request(node.worker, reply_timeout, erase_atom::value, fuzzer_key,
+                      id)
             .receive([](bool) {}, [](caf::error&) {});
     std::vector<std::string> mem;
     for (auto& id : created)
       if (id.rfind("mem://", 0) == 0)
         mem.push_back(id);
     if (!mem.empty())
-      (*fuzzer)->send(node.worker, release_atom::value, std::move(mem));
+      (*fuzzer)->send(node.worker, release_atom::value, fuzzer_key,
+                      std::move(mem));
     stats(); // the worker handled every release sent before
     for (size_t i = 0; i < own_uris.size(); ++i) {
       auto id = uri::parse(own_uris[i]);
       auto x = node.objects->get(*id);
       if (!x)
-        own_uris[i] = put(*fuzzer, own_values[i]);
+        own_uris[i] = put(*fuzzer, fuzzer_key, own_values[i]);
     }
   }
 
@@ -183,7 +212,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static harness* h = new harness; // lives until exit (threads)
   if (size == 0)
     return 0;
-  auto kind = data[0] % 5;
+  auto kind = (data[0] & 0x7f) % 5;
+  auto key = h->fuzzer_key;
+  if (data[0] & 0x80) // forged: the other session's id, a wrong secret
+    key = session_key{h->owner_key.id, std::string(64, 'f')};
   ++data;
   --size;
   std::vector<std::string> created;
@@ -195,7 +227,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (auto& text : req.inputs)
         h->substitute(text);
       ask_and_wait<task_reply>(
-          *h, created, caf::make_message(run_atom::value, std::move(req)));
+          *h, created, caf::make_message(run_atom::value, key, std::move(req)));
       break;
     }
     case 1: {
@@ -203,7 +235,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (!fuzz::load(data, size, req))
         return 0;
       ask_and_wait<std::string>(
-          *h, created, caf::make_message(put_atom::value, std::move(req)));
+          *h, created, caf::make_message(put_atom::value, key, std::move(req)));
       break;
     }
     case 2:
@@ -214,10 +246,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       h->substitute(text);
       if (kind == 2)
         ask_and_wait<wire_value>(
-            *h, created, caf::make_message(fetch_atom::value, std::move(text)));
+            *h, created,
+            caf::make_message(fetch_atom::value, key, std::move(text)));
       else
         ask_and_wait<bool>(
-            *h, created, caf::make_message(erase_atom::value, std::move(text)));
+            *h, created,
+            caf::make_message(erase_atom::value, key, std::move(text)));
       break;
     }
     default: {
@@ -226,7 +260,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return 0;
       for (auto& text : texts)
         h->substitute(text);
-      (*h->fuzzer)->send(h->node.worker, release_atom::value, std::move(texts));
+      (*h->fuzzer)
+          ->send(h->node.worker, release_atom::value, key, std::move(texts));
       break;
     }
   }

@@ -285,14 +285,22 @@ TEST_F(serialization, op_and_graph_with_nested_regions) {
 // -- control messages ---------------------------------------------------------
 
 TEST_F(serialization, session_info) {
-  session_info x{2, "node-abc", fetch_policy::revealed_only, 4711};
+  session_info x{2,
+                 "node-abc",
+                 fetch_policy::revealed_only,
+                 4711,
+                 session_key{9, std::string(64, 'a')},
+                 true};
   auto copy = round_trip(x);
   ASSERT_TRUE(copy);
+  EXPECT_EQ(*copy, x);
+  EXPECT_EQ(copy->key.secret, std::string(64, 'a'));
   EXPECT_EQ(copy->rank, 2u);
   EXPECT_EQ(copy->node_id, "node-abc");
   EXPECT_EQ(copy->policy, fetch_policy::revealed_only);
   EXPECT_EQ(copy->data_port, 4711);
-  std::vector<session_info> xs{x, {0, "n0", fetch_policy::deny, 0}, {}};
+  std::vector<session_info> xs{
+      x, {0, "n0", fetch_policy::deny, 0, {}, false}, {}};
   auto xs_copy = round_trip(xs);
   ASSERT_TRUE(xs_copy);
   ASSERT_EQ(xs_copy->size(), 3u);
@@ -366,24 +374,37 @@ TEST_F(serialization, worker_and_driver_stats) {
 
 TEST_F(serialization, whole_request_messages) {
   // The exact shapes the worker interface receives.
-  auto run = caf::make_message(run_atom::value,
+  session_key key{3, std::string(64, 'k')};
+  auto hello = caf::make_message(hello_atom::value, [] {
+    hello_request req;
+    req.client = "test client";
+    req.operator_secret = "op-secret";
+    return req;
+  }());
+  auto hello_copy = load<caf::message>(save(hello));
+  ASSERT_TRUE(hello_copy) << describe(hello_copy.error());
+  ASSERT_TRUE((hello_copy->match_elements<hello_atom, hello_request>()));
+  EXPECT_EQ(hello_copy->get_as<hello_request>(1).operator_secret, "op-secret");
+  auto run = caf::make_message(run_atom::value, key,
                                task_request{1, nested_graph(), {"mem://a"}});
   auto copy = load<caf::message>(save(run));
   ASSERT_TRUE(copy) << describe(copy.error());
-  ASSERT_TRUE((copy->match_elements<run_atom, task_request>()));
-  EXPECT_EQ(copy->get_as<task_request>(1).program, nested_graph());
+  ASSERT_TRUE((copy->match_elements<run_atom, session_key, task_request>()));
+  EXPECT_EQ(copy->get_as<session_key>(1), key);
+  EXPECT_EQ(copy->get_as<task_request>(2).program, nested_graph());
   auto put = caf::make_message(
-      put_atom::value, put_request{wire_value{iota_tensor<double>({8})}, ""});
+      put_atom::value, key,
+      put_request{wire_value{iota_tensor<double>({8})}, ""});
   auto put_copy = load<caf::message>(save(put));
   ASSERT_TRUE(put_copy) << describe(put_copy.error());
-  ASSERT_TRUE((put_copy->match_elements<put_atom, put_request>()));
-  auto release = caf::make_message(release_atom::value,
+  ASSERT_TRUE((put_copy->match_elements<put_atom, session_key, put_request>()));
+  auto release = caf::make_message(release_atom::value, key,
                                    std::vector<std::string>{"mem://a", "b"});
   auto release_copy = load<caf::message>(save(release));
   ASSERT_TRUE(release_copy);
-  ASSERT_TRUE(
-      (release_copy->match_elements<release_atom, std::vector<std::string>>()));
-  EXPECT_EQ(release_copy->get_as<std::vector<std::string>>(1).size(), 2u);
+  ASSERT_TRUE((release_copy->match_elements<release_atom, session_key,
+                                            std::vector<std::string>>()));
+  EXPECT_EQ(release_copy->get_as<std::vector<std::string>>(2).size(), 2u);
 }
 
 } // namespace
