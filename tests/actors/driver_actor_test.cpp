@@ -1,0 +1,849 @@
+// The driver actor (actors/driver_actor.hpp) against fake workers on CAF's
+// deterministic scheduler: release batching and the sink's wake-ups,
+// deadlines, late replies, lost workers, close and counters. Every step
+// is explicit (`run()` delivers messages, `advance()` moves virtual time),
+// so "not before the deadline" and "no wake-up" are exact statements, not
+// sleeps.
+
+#include <gtest/gtest.h>
+
+#include <caf/all.hpp>
+
+#include <algorithm>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "actors/deterministic_fixture.hpp"
+#include "actors/driver_actor.hpp"
+#include "actors/host_var.hpp"
+#include "store/error.hpp"
+
+using namespace objstore;
+using namespace objstore::test;
+using namespace std::chrono_literals;
+
+namespace {
+
+// -- fake workers ------------------------------------------------------------
+
+/// Test-only: tells a fake worker to deliver the replies it holds.
+using reply_atom = caf::atom_constant<caf::atom("t_reply")>;
+
+/// A worker as the driver sees it, plus the test's remote control.
+using fake_worker = worker_actor::extend<caf::reacts_to<reply_atom>>;
+
+/// How a fake worker answers and what it received. Shared between the test
+/// and the fake; only touched on the test thread (the deterministic
+/// scheduler runs actors inside `sched.run()`).
+struct worker_script {
+  explicit worker_script(uint32_t r) : rank(r) {}
+
+  uint32_t rank;
+  /// Keep every reply until the test sends `reply_atom` (or forever).
+  bool hold_replies = false;
+  /// When set, every request fails with this error instead.
+  caf::error fail_with;
+  std::vector<std::string> run_outputs;
+  std::string put_uri;
+  std::string push_uri;
+  uint64_t close_count = 0;
+
+  /// Everything received, in arrival order ("release a b", "close", ...).
+  std::vector<std::string> events;
+  /// The URIs of each release message.
+  std::vector<std::vector<std::string>> releases;
+
+  /// All released URIs, sorted.
+  std::vector<std::string> released() const {
+    std::vector<std::string> result;
+    for (auto& batch : releases)
+      result.insert(result.end(), batch.begin(), batch.end());
+    std::sort(result.begin(), result.end());
+    return result;
+  }
+};
+
+struct fake_state {
+  static inline const char* name = "objstore.test.fake_worker";
+  std::vector<std::function<void()>> held;
+};
+
+using fake_ptr = fake_worker::stateful_pointer<fake_state>;
+
+/// Replies `value` now, or holds it until `reply_atom`. A response promise
+/// is made only when the reply is deferred (in CAF 0.17 it takes over the
+/// request).
+template<class T>
+caf::result<T> answer(fake_ptr self, const worker_script& s, T value) {
+  if (s.fail_with)
+    return s.fail_with;
+  if (!s.hold_replies)
+    return value;
+  auto rp = self->make_response_promise<T>();
+  self->state.held.push_back(
+      [rp, value]() mutable { rp.deliver(std::move(value)); });
+  return rp;
+}
+
+fake_worker::behavior_type fake_worker_impl(fake_ptr self,
+                                            std::shared_ptr<worker_script> s) {
+  auto log = [s](std::string event) {
+    s->events.push_back(std::move(event));
+  };
+  return {
+      [=](hello_atom) -> caf::result<session_info> {
+        log("hello");
+        session_info info;
+        info.rank = s->rank;
+        info.node_id = "fake-" + std::to_string(s->rank);
+        info.data_port = static_cast<uint16_t>(7000 + s->rank);
+        return answer(self, *s, info);
+      },
+      [=](put_atom, put_request&) -> caf::result<std::string> {
+        log("put");
+        return answer(self, *s, s->put_uri);
+      },
+      [=](run_atom, task_request& req) -> caf::result<task_reply> {
+        log("run " + std::to_string(req.task_id));
+        return answer(self, *s, task_reply{req.task_id, s->run_outputs});
+      },
+      [=](cancel_atom, uint64_t task_id) -> caf::result<bool> {
+        log("cancel " + std::to_string(task_id));
+        return answer(self, *s, false);
+      },
+      [=](fetch_atom, std::string& uri) -> caf::result<wire_value> {
+        log("fetch " + uri);
+        return answer(self, *s, wire_value{});
+      },
+      [=](release_atom, std::vector<std::string>& uris) {
+        std::string event = "release";
+        for (auto& uri : uris)
+          event += " " + uri;
+        log(std::move(event));
+        s->releases.push_back(std::move(uris));
+      },
+      [=](erase_atom, std::string& uri) -> caf::result<bool> {
+        log("erase " + uri);
+        return answer(self, *s, true);
+      },
+      [=](stats_atom) -> caf::result<worker_stats> {
+        log("stats");
+        worker_stats result;
+        result.rank = s->rank;
+        return answer(self, *s, result);
+      },
+      [=](objects_atom) -> caf::result<std::vector<object_record>> {
+        log("objects");
+        return answer(self, *s, std::vector<object_record>{});
+      },
+      [=](close_atom) -> caf::result<uint64_t> {
+        log("close");
+        return answer(self, *s, s->close_count);
+      },
+      [=](ping_atom) -> caf::result<ping_atom> {
+        log("ping");
+        return answer(self, *s, ping_atom::value);
+      },
+      [=](expect_atom) -> caf::result<std::string> {
+        log("expect");
+        return answer(self, *s, "token-" + std::to_string(s->rank));
+      },
+      [=](push_atom, std::string& uri, std::string& host, uint16_t port,
+          std::string& token) -> caf::result<std::string> {
+        log("push " + uri + " " + host + ":" + std::to_string(port) + " "
+            + token);
+        return answer(self, *s, s->push_uri);
+      },
+      [=](adopt_atom, uint64_t, wire_value&) -> caf::result<std::string> {
+        log("adopt");
+        return answer(self, *s, std::string{});
+      },
+      [=](reply_atom) {
+        auto held = std::move(self->state.held);
+        self->state.held.clear();
+        for (auto& deliver : held)
+          deliver();
+      },
+  };
+}
+
+std::vector<std::string> sorted(std::vector<std::string> xs) {
+  std::sort(xs.begin(), xs.end());
+  return xs;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// -- fixture ------------------------------------------------------------------
+
+class driver_actor_test : public deterministic_fixture {
+protected:
+  static constexpr caf::timespan timeout = 1s;
+  static constexpr caf::timespan transfer_timeout = 3s;
+  static constexpr caf::timespan window = 10s;
+  static constexpr caf::timespan delay = 5ms;
+
+  static driver_actor_options defaults() {
+    driver_actor_options opts;
+    opts.timeout = timeout;
+    opts.transfer_timeout = transfer_timeout;
+    opts.late_reply_window = window;
+    opts.release_delay = delay;
+    opts.release_batch = 8192;
+    return opts;
+  }
+
+  /// Spawns `n` fake workers and the driver actor on them. The sink wakes
+  /// a forwarder that counts each wake-up and passes it on to the driver,
+  /// so `wakes` is exactly how often a drop woke the driver.
+  void start(size_t n, driver_actor_options opts = defaults()) {
+    std::vector<worker_actor> handles;
+    for (uint32_t r = 0; r < n; ++r) {
+      scripts.push_back(std::make_shared<worker_script>(r));
+      scripts.back()->put_uri = "mem://put-on-" + std::to_string(r);
+      fakes.push_back(track(sys.spawn(fake_worker_impl, scripts.back())));
+      handles.push_back(fakes.back());
+    }
+    // The same wake threshold as driver::attach gives its sink.
+    sink = std::make_shared<release_sink>(opts.release_batch);
+    driver = track(sys.spawn(driver_actor_impl, handles, sink, opts));
+    run(); // the driver attaches itself to the sink and monitors the fakes
+    auto counter = wakes;
+    auto target = driver;
+    sink->attach(track(sys.spawn(
+        [counter, target](caf::event_based_actor* self) -> caf::behavior {
+          return {[=](release_atom) {
+            ++*counter;
+            self->send(target, release_atom::value);
+          }};
+        })));
+  }
+
+  ~driver_actor_test() override {
+    // The driver's state holds the sink and the sink holds the (forwarder
+    // to the) driver: break the cycle as driver's destructor does.
+    if (sink)
+      sink->attach(caf::actor{});
+  }
+
+  /// A handle the driver would hand out for `uri` on `rank`.
+  std::shared_ptr<const remote_ref> ref(uint32_t rank, std::string uri) {
+    return std::make_shared<const remote_ref>(rank, std::move(uri), sink);
+  }
+
+  /// A handle that dies at once: one drop.
+  void drop(uint32_t rank, std::string uri) { ref(rank, std::move(uri)); }
+
+  driver_stats stats() {
+    auto out = ask<driver_stats>(driver, stats_atom::value);
+    run();
+    EXPECT_TRUE(out->value);
+    return out->value.value_or(driver_stats{});
+  }
+
+  /// What a heartbeat timeout (or a killed peer process) does to the proxy
+  /// of a remote worker: it quits with `remote_link_unreachable`.
+  void lose(uint32_t rank) {
+    caf::anon_send_exit(fakes[rank], caf::exit_reason::remote_link_unreachable);
+  }
+
+  std::vector<std::shared_ptr<worker_script>> scripts;
+  std::vector<fake_worker> fakes;
+  std::shared_ptr<release_sink> sink;
+  driver_actor driver;
+  std::shared_ptr<size_t> wakes = std::make_shared<size_t>(0);
+};
+
+size_t
+total_release_msgs(const std::vector<std::shared_ptr<worker_script>>& scripts) {
+  size_t n = 0;
+  for (auto& s : scripts)
+    n += s->releases.size();
+  return n;
+}
+
+// -- release batching ---------------------------------------------------------
+
+TEST_F(driver_actor_test,
+       drops_wait_for_the_release_delay_then_go_out_as_one_batch_per_worker) {
+  start(3);
+  {
+    host_var x{3};
+    x.set(0, ref(0, "mem://a"));
+    x.set(1, ref(1, "mem://b"));
+    x.set(2, ref(2, "mem://c"));
+    host_var y{3};
+    y.set(0, ref(0, "mem://d"));
+    y.set(2, ref(2, "mem://e"));
+    auto copy = x;
+    x.reset();
+    run();
+    EXPECT_EQ(*wakes, 0u) << "a copy still holds x's objects";
+  } // the burst: every handle dropped at once
+  run();
+  EXPECT_EQ(*wakes, 1u) << "a burst of drops wakes the driver once";
+  EXPECT_EQ(total_release_msgs(scripts), 0u) << "nothing before the delay";
+  advance(delay - 1ns);
+  EXPECT_EQ(total_release_msgs(scripts), 0u) << "nothing before the delay";
+  advance(1ns);
+  ASSERT_EQ(scripts[0]->releases.size(), 1u);
+  ASSERT_EQ(scripts[1]->releases.size(), 1u);
+  ASSERT_EQ(scripts[2]->releases.size(), 1u);
+  EXPECT_EQ(sorted(scripts[0]->releases[0]),
+            (std::vector<std::string>{"mem://a", "mem://d"}));
+  EXPECT_EQ(scripts[1]->releases[0], (std::vector<std::string>{"mem://b"}));
+  EXPECT_EQ(sorted(scripts[2]->releases[0]),
+            (std::vector<std::string>{"mem://c", "mem://e"}));
+  // Nothing more is due later.
+  advance(window);
+  EXPECT_EQ(total_release_msgs(scripts), 3u);
+  auto st = stats();
+  EXPECT_EQ(st.release_msgs, 3u);
+  EXPECT_EQ(st.releases, 5u);
+  EXPECT_EQ(st.live_handles, 0u);
+}
+
+TEST_F(driver_actor_test, a_full_batch_is_sent_at_once_without_the_timer) {
+  auto opts = defaults();
+  opts.release_batch = 4;
+  start(2, opts);
+  sink->push(1, "mem://other");
+  run(); // wakes the driver: one queued, the flush timer armed
+  EXPECT_EQ(*wakes, 1u);
+  for (int i = 0; i < 4; ++i) {
+    sink->push(0, "mem://x" + std::to_string(i));
+    run(); // the first three queue silently, the sink's 4th wakes again
+  }
+  EXPECT_EQ(*wakes, 2u);
+  ASSERT_EQ(scripts[0]->releases.size(), 1u)
+      << "a full batch goes out without waiting for the timer";
+  EXPECT_EQ(sorted(scripts[0]->releases[0]),
+            (std::vector<std::string>{"mem://x0", "mem://x1", "mem://x2",
+                                      "mem://x3"}));
+  EXPECT_TRUE(scripts[1]->releases.empty()) << "rank 1's batch is not full";
+  advance(delay - 1ns);
+  EXPECT_TRUE(scripts[1]->releases.empty()) << "rank 1 waits for the timer";
+  advance(1ns);
+  ASSERT_EQ(scripts[1]->releases.size(), 1u);
+  EXPECT_EQ(scripts[1]->releases[0], (std::vector<std::string>{"mem://other"}));
+  EXPECT_EQ(scripts[0]->releases.size(), 1u);
+  auto st = stats();
+  EXPECT_EQ(st.release_msgs, 2u);
+  EXPECT_EQ(st.releases, 5u);
+}
+
+TEST_F(driver_actor_test, a_large_queue_is_split_into_full_batches) {
+  auto opts = defaults();
+  opts.release_batch = 4;
+  start(1, opts);
+  std::vector<std::string> uris;
+  for (int i = 0; i < 10; ++i)
+    uris.push_back("mem://y" + std::to_string(i));
+  // The explicit release message (host code) shares the batching.
+  caf::anon_send(driver, release_atom::value, uint32_t{0}, uris);
+  run();
+  ASSERT_EQ(scripts[0]->releases.size(), 2u) << "two full batches at once";
+  EXPECT_EQ(scripts[0]->releases[0].size(), 4u);
+  EXPECT_EQ(scripts[0]->releases[1].size(), 4u);
+  advance(delay - 1ns);
+  EXPECT_EQ(scripts[0]->releases.size(), 2u) << "the rest waits";
+  advance(1ns);
+  ASSERT_EQ(scripts[0]->releases.size(), 3u) << "the rest after the delay";
+  EXPECT_EQ(scripts[0]->releases[2].size(), 2u);
+  EXPECT_EQ(scripts[0]->released(), sorted(uris)) << "each URI exactly once";
+}
+
+TEST_F(
+    driver_actor_test,
+    drops_while_a_flush_is_scheduled_do_not_wake_and_the_next_drop_after_it_does) {
+  start(1);
+  for (int round = 0; round < 3; ++round) {
+    auto first = "mem://r" + std::to_string(round) + "a";
+    auto second = "mem://r" + std::to_string(round) + "b";
+    auto before = *wakes;
+    drop(0, first);
+    run();
+    EXPECT_EQ(*wakes, before + 1)
+        << "round " << round << ": the first drop after a flush wakes";
+    drop(0, second);
+    run();
+    EXPECT_EQ(*wakes, before + 1)
+        << "round " << round << ": a flush is scheduled, no wake";
+    advance(delay - 1ns);
+    EXPECT_EQ(scripts[0]->releases.size(), size_t(round));
+    advance(1ns);
+    ASSERT_EQ(scripts[0]->releases.size(), size_t(round + 1));
+    EXPECT_EQ(sorted(scripts[0]->releases.back()),
+              (std::vector<std::string>{first, second}))
+        << "round " << round << ": the drop that did not wake is flushed too";
+  }
+  EXPECT_EQ(*wakes, 3u);
+}
+
+TEST_F(driver_actor_test, drops_of_a_rank_outside_the_world_are_ignored) {
+  start(1);
+  sink->push(5, "mem://nowhere");
+  sink->push(0, "mem://here");
+  run();
+  advance(delay);
+  ASSERT_EQ(scripts[0]->releases.size(), 1u);
+  EXPECT_EQ(scripts[0]->releases[0], (std::vector<std::string>{"mem://here"}));
+  EXPECT_EQ(stats().releases, 1u);
+}
+
+TEST_F(driver_actor_test, flush_sends_every_queued_release_now) {
+  start(2);
+  sink->push(0, "mem://a");
+  sink->push(1, "mem://b");
+  sink->push(1, "mem://c");
+  run();
+  advance(delay - 1ns);
+  EXPECT_EQ(total_release_msgs(scripts), 0u);
+  auto sent = ask<uint64_t>(driver, flush_atom::value);
+  run(); // no time passes
+  ASSERT_TRUE(sent->value);
+  EXPECT_EQ(*sent->value, 2u) << "one message per worker";
+  EXPECT_EQ(scripts[0]->released(), (std::vector<std::string>{"mem://a"}));
+  EXPECT_EQ(scripts[1]->released(),
+            (std::vector<std::string>{"mem://b", "mem://c"}));
+  advance(delay); // the timer finds nothing left
+  EXPECT_EQ(total_release_msgs(scripts), 2u);
+  // The flush disarmed the sink: the next drop wakes the driver again.
+  sink->push(0, "mem://d");
+  run();
+  EXPECT_EQ(*wakes, 2u);
+}
+
+// -- deadlines ----------------------------------------------------------------
+
+TEST_F(driver_actor_test, a_silent_worker_fails_the_call_at_the_deadline) {
+  start(2);
+  scripts[1]->hold_replies = true;
+  auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{1},
+                               std::string{"mem://x"});
+  auto other = ask<wire_value>(driver, fetch_atom::value, uint32_t{0},
+                               std::string{"mem://y"});
+  run();
+  EXPECT_TRUE(other->value) << "rank 0 answers at once";
+  EXPECT_EQ(scripts[1]->events, (std::vector<std::string>{"fetch mem://x"}));
+  advance(timeout - 1ns);
+  EXPECT_FALSE(fetch->done()) << "failed before the deadline";
+  advance(1ns);
+  ASSERT_TRUE(fetch->done()) << "not failed at the deadline";
+  EXPECT_EQ(code_of(fetch->error), errc::timeout) << describe(fetch->error);
+  auto text = message_of(fetch->error);
+  EXPECT_TRUE(contains(text, "rank 1")) << text;
+  EXPECT_TRUE(contains(text, "fetch mem://x")) << text;
+  EXPECT_TRUE(contains(text, "1000 ms")) << text;
+  // The worker's request lapses at the end of the late-reply window; the
+  // caller is not answered twice and nothing is released.
+  advance(window);
+  EXPECT_EQ(fetch->replies, 1u);
+  EXPECT_EQ(total_release_msgs(scripts), 0u);
+}
+
+TEST_F(driver_actor_test, each_call_has_its_own_deadline) {
+  start(1);
+  scripts[0]->hold_replies = true;
+  auto first = ask<bool>(driver, erase_atom::value, uint32_t{0},
+                         std::string{"mem://a"});
+  run();
+  advance(timeout / 2);
+  auto second = ask<bool>(driver, erase_atom::value, uint32_t{0},
+                          std::string{"mem://b"});
+  run();
+  advance(timeout / 2);
+  ASSERT_TRUE(first->done());
+  EXPECT_EQ(code_of(first->error), errc::timeout);
+  EXPECT_FALSE(second->done()) << "the second call started later";
+  advance(timeout / 2);
+  ASSERT_TRUE(second->done());
+  EXPECT_EQ(code_of(second->error), errc::timeout);
+  EXPECT_TRUE(contains(message_of(second->error), "erase mem://b"));
+}
+
+TEST_F(driver_actor_test, a_transfer_has_the_transfer_deadline) {
+  start(2);
+  scripts[0]->hold_replies = true;
+  auto push = ask<std::string>(
+      driver, push_atom::value, uint32_t{0}, std::string{"mem://src"},
+      std::string{"127.0.0.1"}, uint16_t{7001}, std::string{"token-1"});
+  run();
+  advance(timeout);
+  EXPECT_FALSE(push->done()) << "a transfer is not bound by `timeout`";
+  advance(transfer_timeout - timeout - 1ns);
+  EXPECT_FALSE(push->done());
+  advance(1ns);
+  ASSERT_TRUE(push->done());
+  EXPECT_EQ(code_of(push->error), errc::timeout) << describe(push->error);
+  EXPECT_TRUE(contains(message_of(push->error), "rank 0"));
+  EXPECT_TRUE(contains(message_of(push->error), "mem://src"));
+}
+
+TEST_F(driver_actor_test,
+       a_reply_before_the_deadline_wins_and_is_not_released) {
+  start(2);
+  scripts[1]->hold_replies = true;
+  scripts[1]->run_outputs = {"mem://out"};
+  task_request req;
+  req.task_id = 7;
+  auto result = ask<task_reply>(driver, run_atom::value, uint32_t{1}, req);
+  run();
+  advance(timeout - 1ns);
+  caf::anon_send(fakes[1], reply_atom::value);
+  run();
+  ASSERT_TRUE(result->value) << describe(result->error);
+  EXPECT_EQ(result->value->outputs, (std::vector<std::string>{"mem://out"}));
+  advance(window + delay);
+  EXPECT_EQ(result->replies, 1u);
+  EXPECT_EQ(total_release_msgs(scripts), 0u)
+      << "the caller owns a timely reply's outputs";
+}
+
+// -- late replies -------------------------------------------------------------
+
+TEST_F(driver_actor_test,
+       a_late_run_reply_releases_its_outputs_on_the_rank_that_holds_them) {
+  start(3);
+  scripts[1]->hold_replies = true;
+  scripts[1]->run_outputs = {"mem://o1", "mem://o2", "fs://keep"};
+  task_request req;
+  req.task_id = 11;
+  auto result = ask<task_reply>(driver, run_atom::value, uint32_t{1}, req);
+  run();
+  advance(timeout);
+  ASSERT_TRUE(result->done());
+  EXPECT_EQ(code_of(result->error), errc::timeout);
+  advance(window / 2);
+  caf::anon_send(fakes[1], reply_atom::value); // late, within the window
+  run();
+  advance(delay - 1ns);
+  EXPECT_EQ(total_release_msgs(scripts), 0u) << "batched like any release";
+  advance(1ns);
+  ASSERT_EQ(scripts[1]->releases.size(), 1u);
+  EXPECT_EQ(scripts[1]->released(),
+            (std::vector<std::string>{"mem://o1", "mem://o2"}))
+      << "mem:// outputs are released where they live; fs:// persists";
+  EXPECT_TRUE(scripts[0]->releases.empty());
+  EXPECT_TRUE(scripts[2]->releases.empty());
+  auto st = stats();
+  EXPECT_EQ(st.release_msgs, 1u);
+  EXPECT_EQ(st.releases, 2u);
+}
+
+TEST_F(driver_actor_test,
+       a_late_put_reply_releases_the_new_object_on_the_rank_that_holds_it) {
+  start(3);
+  scripts[2]->hold_replies = true;
+  auto result
+      = ask<std::string>(driver, put_atom::value, uint32_t{2}, put_request{});
+  run();
+  advance(timeout);
+  ASSERT_TRUE(result->done());
+  EXPECT_EQ(code_of(result->error), errc::timeout);
+  EXPECT_TRUE(contains(message_of(result->error), "rank 2: put"));
+  caf::anon_send(fakes[2], reply_atom::value);
+  run();
+  advance(delay);
+  ASSERT_EQ(scripts[2]->releases.size(), 1u);
+  EXPECT_EQ(scripts[2]->releases[0],
+            (std::vector<std::string>{"mem://put-on-2"}));
+  EXPECT_TRUE(scripts[0]->releases.empty());
+  EXPECT_TRUE(scripts[1]->releases.empty());
+}
+
+// Issue 15: the driver releases a late transfer reply's replica on the
+// source rank (which counts an unknown release) instead of the target,
+// where it leaks until the session closes. Enable when issue 15 is fixed;
+// the target is named only by the host:port of its data plane today.
+TEST_F(driver_actor_test,
+       DISABLED_a_late_transfer_reply_releases_the_replica_on_the_target_rank) {
+  start(3);
+  auto infos = ask<std::vector<session_info>>(driver, hello_atom::value);
+  auto token = ask<std::string>(driver, expect_atom::value, uint32_t{1});
+  run();
+  ASSERT_TRUE(infos->value);
+  ASSERT_TRUE(token->value);
+  scripts[0]->hold_replies = true;
+  scripts[0]->push_uri = "mem://replica-on-1";
+  auto push = ask<std::string>(
+      driver, push_atom::value, uint32_t{0}, std::string{"mem://src"},
+      std::string{"127.0.0.1"}, (*infos->value)[1].data_port, *token->value);
+  run();
+  advance(transfer_timeout);
+  ASSERT_TRUE(push->done());
+  EXPECT_EQ(code_of(push->error), errc::timeout);
+  caf::anon_send(fakes[0], reply_atom::value);
+  run();
+  advance(delay);
+  EXPECT_EQ(scripts[1]->released(),
+            (std::vector<std::string>{"mem://replica-on-1"}))
+      << "the replica lives on the target";
+  EXPECT_TRUE(scripts[0]->releases.empty())
+      << "the source does not hold the replica";
+}
+
+TEST_F(driver_actor_test, a_reply_after_the_late_reply_window_is_not_awaited) {
+  start(2);
+  scripts[1]->hold_replies = true;
+  scripts[1]->run_outputs = {"mem://too-late"};
+  auto result
+      = ask<task_reply>(driver, run_atom::value, uint32_t{1}, task_request{});
+  run();
+  advance(timeout + window);
+  EXPECT_EQ(code_of(result->error), errc::timeout);
+  caf::anon_send(fakes[1], reply_atom::value);
+  run();
+  advance(delay);
+  // Documented: past the window the objects stay until the session closes.
+  EXPECT_EQ(total_release_msgs(scripts), 0u);
+  EXPECT_EQ(result->replies, 1u);
+}
+
+// -- lost workers -------------------------------------------------------------
+
+TEST_F(driver_actor_test,
+       a_lost_worker_fails_every_pending_call_to_it_at_once_with_object_lost) {
+  start(3);
+  scripts[1]->hold_replies = true;
+  scripts[2]->hold_replies = true;
+  task_request req;
+  req.task_id = 3;
+  auto task = ask<task_reply>(driver, run_atom::value, uint32_t{1}, req);
+  auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{1},
+                               std::string{"mem://x"});
+  auto elsewhere = ask<wire_value>(driver, fetch_atom::value, uint32_t{2},
+                                   std::string{"mem://z"});
+  run();
+  EXPECT_FALSE(task->done());
+  EXPECT_FALSE(fetch->done());
+  lose(1);
+  run(); // no virtual time passes: the down message alone fails the calls
+  ASSERT_TRUE(task->done());
+  ASSERT_TRUE(fetch->done());
+  for (auto* err : {&task->error, &fetch->error}) {
+    EXPECT_EQ(code_of(*err), errc::object_lost) << describe(*err);
+    EXPECT_TRUE(contains(message_of(*err), "rank 1")) << describe(*err);
+  }
+  EXPECT_TRUE(contains(message_of(task->error), "task 3"));
+  EXPECT_TRUE(contains(message_of(fetch->error), "fetch mem://x"));
+  EXPECT_FALSE(elsewhere->done()) << "rank 2's call is not affected";
+  caf::anon_send(fakes[2], reply_atom::value);
+  run();
+  EXPECT_TRUE(elsewhere->value) << describe(elsewhere->error);
+  // The deadlines of the failed calls pass without a second answer.
+  advance(timeout + window);
+  EXPECT_EQ(task->replies, 1u);
+  EXPECT_EQ(fetch->replies, 1u);
+}
+
+TEST_F(driver_actor_test, calls_to_a_lost_rank_fail_at_once_and_others_go_on) {
+  start(2);
+  lose(1);
+  run();
+  auto before = stats().requests;
+  auto lost = ask<bool>(driver, erase_atom::value, uint32_t{1},
+                        std::string{"mem://q"});
+  auto alive = ask<bool>(driver, erase_atom::value, uint32_t{0},
+                         std::string{"mem://q"});
+  run();
+  ASSERT_TRUE(lost->done()) << "no waiting for a deadline";
+  EXPECT_EQ(code_of(lost->error), errc::object_lost) << describe(lost->error);
+  EXPECT_TRUE(contains(message_of(lost->error), "rank 1 is lost"))
+      << describe(lost->error);
+  EXPECT_TRUE(contains(message_of(lost->error), "erase mem://q"));
+  ASSERT_TRUE(alive->value) << describe(alive->error);
+  EXPECT_EQ(stats().requests, before + 1) << "nothing is sent to a lost rank";
+}
+
+TEST_F(driver_actor_test, queued_releases_for_a_lost_worker_are_dropped) {
+  start(2);
+  sink->push(0, "mem://a");
+  sink->push(1, "mem://b");
+  sink->push(1, "mem://c");
+  run(); // queued, flush timer armed
+  lose(1);
+  run();
+  sink->push(1, "mem://after"); // a handle on the lost rank dies later
+  run();
+  advance(delay);
+  EXPECT_EQ(scripts[0]->released(), (std::vector<std::string>{"mem://a"}));
+  auto st = stats();
+  EXPECT_EQ(st.release_msgs, 1u) << "nothing sent towards the lost rank";
+  EXPECT_EQ(st.releases, 1u);
+}
+
+TEST_F(driver_actor_test, a_worker_that_shuts_down_is_lost_as_well) {
+  start(1);
+  scripts[0]->hold_replies = true;
+  auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{0},
+                               std::string{"mem://x"});
+  run();
+  caf::anon_send_exit(fakes[0], caf::exit_reason::user_shutdown);
+  run();
+  ASSERT_TRUE(fetch->done());
+  EXPECT_EQ(code_of(fetch->error), errc::object_lost);
+  EXPECT_TRUE(contains(message_of(fetch->error), "rank 0"));
+}
+
+// -- close --------------------------------------------------------------------
+
+TEST_F(driver_actor_test, close_flushes_queued_releases_before_closing) {
+  start(3);
+  for (uint32_t r = 0; r < 3; ++r)
+    scripts[r]->close_count = 10 + r;
+  sink->push(0, "mem://a");
+  sink->push(2, "mem://b");
+  run(); // queued behind the release timer
+  advance(delay - 1ns);
+  EXPECT_EQ(total_release_msgs(scripts), 0u);
+  auto closed = ask<uint64_t>(driver, close_atom::value);
+  run(); // no virtual time passes
+  ASSERT_TRUE(closed->value) << describe(closed->error);
+  EXPECT_EQ(*closed->value, 10u + 11u + 12u) << "holds dropped, summed";
+  EXPECT_EQ(scripts[0]->events,
+            (std::vector<std::string>{"release mem://a", "close"}));
+  EXPECT_EQ(scripts[1]->events, (std::vector<std::string>{"close"}));
+  EXPECT_EQ(scripts[2]->events,
+            (std::vector<std::string>{"release mem://b", "close"}));
+  advance(delay); // the release timer finds nothing left
+  EXPECT_EQ(total_release_msgs(scripts), 2u);
+}
+
+TEST_F(driver_actor_test, close_skips_lost_workers) {
+  start(3);
+  for (uint32_t r = 0; r < 3; ++r)
+    scripts[r]->close_count = 1u << r;
+  sink->push(1, "mem://gone");
+  run();
+  lose(1);
+  run();
+  auto closed = ask<uint64_t>(driver, close_atom::value);
+  run(); // answered without any time passing
+  ASSERT_TRUE(closed->value) << describe(closed->error);
+  EXPECT_EQ(*closed->value, 1u + 4u);
+  EXPECT_EQ(scripts[0]->events, (std::vector<std::string>{"close"}));
+  EXPECT_EQ(scripts[2]->events, (std::vector<std::string>{"close"}));
+  EXPECT_EQ(stats().release_msgs, 0u);
+}
+
+TEST_F(driver_actor_test, close_with_every_worker_lost_answers_zero_at_once) {
+  start(2);
+  lose(0);
+  lose(1);
+  run();
+  auto closed = ask<uint64_t>(driver, close_atom::value);
+  run();
+  ASSERT_TRUE(closed->value) << describe(closed->error);
+  EXPECT_EQ(*closed->value, 0u);
+}
+
+TEST_F(driver_actor_test, close_waits_for_a_silent_worker_until_the_deadline) {
+  start(2);
+  scripts[0]->close_count = 5;
+  scripts[1]->close_count = 100;
+  scripts[1]->hold_replies = true;
+  auto closed = ask<uint64_t>(driver, close_atom::value);
+  run();
+  EXPECT_FALSE(closed->done());
+  advance(timeout - 1ns);
+  EXPECT_FALSE(closed->done());
+  advance(1ns);
+  ASSERT_TRUE(closed->value) << describe(closed->error);
+  EXPECT_EQ(*closed->value, 5u) << "the silent worker counts nothing";
+}
+
+// -- errors and fan-out -------------------------------------------------------
+
+TEST_F(driver_actor_test, worker_errors_keep_their_code_and_gain_the_rank) {
+  start(2);
+  scripts[1]->fail_with = make_error(errc::not_found, "mem://missing");
+  auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{1},
+                               std::string{"mem://missing"});
+  run();
+  ASSERT_TRUE(fetch->done());
+  EXPECT_EQ(code_of(fetch->error), errc::not_found);
+  EXPECT_EQ(message_of(fetch->error), "rank 1: mem://missing");
+}
+
+TEST_F(driver_actor_test, an_unknown_rank_is_refused_without_a_request) {
+  start(2);
+  auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{2},
+                               std::string{"mem://x"});
+  run();
+  ASSERT_TRUE(fetch->done());
+  EXPECT_EQ(code_of(fetch->error), errc::invalid_argument);
+  EXPECT_TRUE(contains(message_of(fetch->error), "unknown rank 2"));
+  EXPECT_TRUE(scripts[0]->events.empty());
+  EXPECT_TRUE(scripts[1]->events.empty());
+  EXPECT_EQ(stats().requests, 0u);
+}
+
+TEST_F(driver_actor_test, hello_gathers_every_session_in_rank_order) {
+  start(3);
+  auto infos = ask<std::vector<session_info>>(driver, hello_atom::value);
+  run();
+  ASSERT_TRUE(infos->value) << describe(infos->error);
+  ASSERT_EQ(infos->value->size(), 3u);
+  for (uint32_t r = 0; r < 3; ++r) {
+    EXPECT_EQ((*infos->value)[r].rank, r);
+    EXPECT_EQ((*infos->value)[r].data_port, 7000 + r);
+  }
+}
+
+TEST_F(driver_actor_test, hello_fails_with_the_first_failing_rank) {
+  start(3);
+  scripts[2]->hold_replies = true;
+  auto infos = ask<std::vector<session_info>>(driver, hello_atom::value);
+  run();
+  EXPECT_FALSE(infos->done()) << "waits for every rank";
+  advance(timeout);
+  ASSERT_TRUE(infos->done());
+  EXPECT_EQ(code_of(infos->error), errc::timeout);
+  EXPECT_TRUE(contains(message_of(infos->error), "rank 2: hello"));
+}
+
+// -- counters -----------------------------------------------------------------
+
+TEST_F(driver_actor_test, stats_count_requests_release_messages_and_releases) {
+  start(2);
+  auto zero = stats();
+  EXPECT_EQ(zero.requests, 0u);
+  EXPECT_EQ(zero.release_msgs, 0u);
+  EXPECT_EQ(zero.releases, 0u);
+  EXPECT_EQ(zero.bytes_sent, 0u);
+  auto infos = ask<std::vector<session_info>>(driver, hello_atom::value);
+  auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{1},
+                               std::string{"mem://x"});
+  run();
+  ASSERT_TRUE(infos->value);
+  ASSERT_TRUE(fetch->value);
+  auto after_calls = stats();
+  EXPECT_EQ(after_calls.requests, 3u) << "hello to 2 workers + 1 fetch";
+  EXPECT_GT(after_calls.bytes_sent, 0u);
+  EXPECT_GT(after_calls.bytes_received, 0u);
+  EXPECT_EQ(after_calls.release_msgs, 0u);
+  // Handles alive are counted; dropping them queues releases.
+  auto a = ref(0, "mem://a");
+  auto b = ref(1, "mem://b");
+  auto c = ref(1, "mem://c");
+  EXPECT_EQ(stats().live_handles, 3u);
+  a.reset();
+  b.reset();
+  c.reset();
+  run();
+  advance(delay);
+  auto after_releases = stats();
+  EXPECT_EQ(after_releases.live_handles, 0u);
+  EXPECT_EQ(after_releases.release_msgs, 2u);
+  EXPECT_EQ(after_releases.releases, 3u);
+  EXPECT_EQ(after_releases.requests, 3u) << "releases are not requests";
+  EXPECT_GT(after_releases.bytes_sent, after_calls.bytes_sent);
+}
+
+} // namespace
