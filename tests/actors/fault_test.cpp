@@ -15,6 +15,22 @@ namespace {
 
 using fault = cluster_fixture;
 
+/// Requests the driver actor has sent to workers so far.
+uint64_t requests_sent(driver& d) {
+  auto st = d.stats();
+  EXPECT_TRUE(st) << describe(st.error());
+  return st ? st->requests : 0;
+}
+
+/// Driver options whose request deadline no "at once" effect comes near:
+/// a result that waited for it fails with `timeout`, not the error
+/// expected, and the test's own deadlines end well before it.
+driver_actor_options long_timeout() {
+  driver_actor_options opts;
+  opts.timeout = 60s;
+  return opts;
+}
+
 /// Waits until `rank` reports `n` running tasks.
 bool wait_running(driver& d, uint32_t rank, uint64_t n) {
   return poll_until([&] {
@@ -25,33 +41,32 @@ bool wait_running(driver& d, uint32_t rank, uint64_t n) {
 
 TEST_F(fault, worker_killed_mid_task_fails_with_object_lost_at_once) {
   start();
-  auto& d = connect();
+  auto& d = connect(long_timeout());
   auto x = d.put(1, small_tensor({1}));
   ASSERT_TRUE(x) << describe(x.error());
   auto running = std::async(std::launch::async,
-                            [&] { return d.run(sleep_graph(20000), {*x}); });
+                            [&] { return d.run(sleep_graph(120'000), {*x}); });
   ASSERT_TRUE(wait_running(d, 1, 1));
-  auto killed_at = std::chrono::steady_clock::now();
   nodes().kill(1);
-  ASSERT_EQ(running.wait_for(5s), std::future_status::ready)
+  // Neither the kernel (120 s) nor the driver's deadline (60 s) ends the
+  // call within this wait: only the worker's down message can.
+  ASSERT_EQ(running.wait_for(10s), std::future_status::ready)
       << "the driver kept waiting on a dead worker";
-  auto result = running.get();
-  auto took = elapsed_ms(killed_at);
-  auto why = expect_error(result, errc::object_lost);
+  auto why = expect_error(running.get(), errc::object_lost);
   EXPECT_NE(why.find("rank 1"), std::string::npos) << why;
   EXPECT_NE(why.find(*x->uri(1)), std::string::npos) << why;
-  EXPECT_LT(took, 2000) << "object_lost must not wait for a timeout";
   // The other ranks do not notice.
   expect_serving(d, 0);
   expect_serving(d, 2);
-  // Every later call on rank 1 fails at once, naming the rank.
-  auto t0 = std::chrono::steady_clock::now();
+  // Every later call on rank 1 fails at once, naming the rank: the driver
+  // does not even send it.
+  auto sent = requests_sent(d);
   why = expect_error(d.fetch(*x, 1), errc::object_lost);
   EXPECT_NE(why.find("rank 1"), std::string::npos) << why;
   expect_error(d.put(1, small_tensor({2})), errc::object_lost);
   expect_error(d.run(double_graph(), {*x}), errc::object_lost);
   expect_error(d.worker_stats_of(1), errc::object_lost);
-  EXPECT_LT(elapsed_ms(t0), 500);
+  EXPECT_EQ(requests_sent(d), sent) << "a call went to the dead worker";
   // Dropping handles on the lost rank is harmless.
   x->reset();
   ASSERT_TRUE(d.flush());
@@ -60,18 +75,18 @@ TEST_F(fault, worker_killed_mid_task_fails_with_object_lost_at_once) {
 
 TEST_F(fault, all_pending_calls_on_a_killed_worker_fail) {
   start();
-  auto& d = connect();
+  auto& d = connect(long_timeout());
   auto x = d.put(2, small_tensor({1}));
   auto keep = d.put(0, small_tensor({9}));
   ASSERT_TRUE(x && keep);
   std::vector<std::future<caf::expected<std::vector<host_var>>>> calls;
   for (int i = 0; i < 3; ++i)
     calls.push_back(std::async(
-        std::launch::async, [&] { return d.run(sleep_graph(20000), {*x}); }));
+        std::launch::async, [&] { return d.run(sleep_graph(120'000), {*x}); }));
   ASSERT_TRUE(wait_running(d, 2, 3));
   nodes().kill(2);
   for (auto& call : calls) {
-    ASSERT_EQ(call.wait_for(5s), std::future_status::ready);
+    ASSERT_EQ(call.wait_for(10s), std::future_status::ready);
     expect_error(call.get(), errc::object_lost);
   }
   auto v = d.fetch(*keep, 0);
@@ -98,17 +113,21 @@ TEST_F(fault, a_second_driver_learns_of_the_loss_too) {
 TEST_F(fault, slow_worker_times_out) {
   start();
   driver_actor_options opts;
-  opts.timeout = 500ms;
+  opts.timeout = 250ms;
   auto& d = connect(opts);
   auto x = d.put(0, small_tensor({1}));
   ASSERT_TRUE(x) << describe(x.error());
   auto t0 = std::chrono::steady_clock::now();
   auto result = d.run(sleep_graph(3000), {*x});
   auto took = elapsed_ms(t0);
+  // The deadline is what this test is about: it applies (an error, not
+  // the task's output at 3 s), names the rank and its length, and comes
+  // neither early nor much late (10x slack for a loaded machine).
   auto why = expect_error(result, errc::timeout);
   EXPECT_NE(why.find("rank 0"), std::string::npos) << why;
-  EXPECT_GE(took, 450);
-  EXPECT_LT(took, 2500) << "the driver's deadline was not applied";
+  EXPECT_NE(why.find("no reply within 250 ms"), std::string::npos) << why;
+  EXPECT_GE(took, 200) << "failed before the deadline";
+  EXPECT_LT(took, 2500) << "the driver's deadline was applied late";
   // The worker is merely busy, not lost.
   expect_serving(d, 0);
   // Once the task ends, its orphaned output must not stay behind while
@@ -120,24 +139,31 @@ TEST_F(fault, slow_worker_times_out) {
 
 TEST_F(fault, worker_answers_while_a_kernel_runs) {
   start();
-  auto& d = connect();
+  // A worker blocked on the kernel would let these calls hit the
+  // deadline (timeout) long before the kernel's 120 s are up.
+  driver_actor_options opts;
+  opts.timeout = 20s;
+  auto& d = connect(opts);
   auto x = d.put(0, small_tensor({3}));
   ASSERT_TRUE(x) << describe(x.error());
-  auto running = std::async(std::launch::async,
-                            [&] { return d.run(sleep_graph(1500), {*x}); });
+  auto run = d.submit(sleep_graph(120'000), {*x});
   ASSERT_TRUE(wait_running(d, 0, 1));
-  auto t0 = std::chrono::steady_clock::now();
   auto v = d.fetch(*x, 0);
   ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v), std::vector<int64_t>{3});
   auto y = d.run(double_graph(), {*x});
   ASSERT_TRUE(y) << describe(y.error());
-  EXPECT_LT(elapsed_ms(t0), 1000) << "the worker blocked on the kernel";
-  EXPECT_EQ(running.wait_for(0s), std::future_status::timeout);
-  auto out = running.get();
-  ASSERT_TRUE(out) << describe(out.error());
-  auto w = d.fetch((*out)[0], 0);
+  auto w = d.fetch((*y)[0], 0);
   ASSERT_TRUE(w) << describe(w.error());
-  EXPECT_EQ(int64_values(*w), std::vector<int64_t>{3});
+  EXPECT_EQ(int64_values(*w), std::vector<int64_t>{6});
+  // All of it answered while the kernel ran (and runs on).
+  auto ws = d.worker_stats_of(0);
+  ASSERT_TRUE(ws) << describe(ws.error());
+  EXPECT_EQ(ws->tasks_running, 1u);
+  EXPECT_FALSE(run.wait_for(0ms));
+  EXPECT_EQ(run.cancel(), 1u);
+  ASSERT_TRUE(run.wait_for(10s)) << "the cancelled kernel kept running";
+  expect_error(run.get(), errc::cancelled);
 }
 
 } // namespace
@@ -147,7 +173,7 @@ TEST_F(fault, worker_answers_while_a_kernel_runs) {
 TEST(fault_shutdown, driver_with_only_lost_workers_closes_at_once) {
   objstore::local_cluster_options opts;
   opts.workers = 1;
-  opts.driver.timeout = std::chrono::seconds{10};
+  opts.driver.timeout = std::chrono::seconds{60};
   auto c = objstore::local_cluster::start(opts);
   ASSERT_TRUE(c);
   auto d = (*c)->connect();
@@ -155,10 +181,12 @@ TEST(fault_shutdown, driver_with_only_lost_workers_closes_at_once) {
   (*c)->kill(0);
   ASSERT_TRUE(
       objstore::test::poll_until([&] { return !(*d)->worker_stats_of(0); }));
+  // Waiting for a reply would take the 60 s timeout; at once is a few
+  // milliseconds, bounded here generously.
   auto start = std::chrono::steady_clock::now();
   d->reset();
-  EXPECT_LT(objstore::test::elapsed_ms(start), 2000)
-      << "closing must not wait for the timeout";
+  EXPECT_LT(objstore::test::elapsed_ms(start), 10'000)
+      << "closing waited for the timeout";
 }
 
 // -- submit and cancel (DESIGN.md §5) -----------------------------------------
@@ -199,13 +227,12 @@ TEST_F(fault, cancel_stops_a_running_run_and_keeps_nothing) {
   ASSERT_TRUE(x) << describe(x.error());
   auto before = d.worker_stats_of(1);
   ASSERT_TRUE(before);
-  auto started = std::chrono::steady_clock::now();
-  auto run = d.submit(sleep_graph(20000), {*x});
+  auto run = d.submit(sleep_graph(120'000), {*x});
   // Cancelling right after submit reaches the worker after the run
   // request (both go through the run's collector and the driver actor).
   EXPECT_EQ(run.cancel(), 1u);
-  ASSERT_TRUE(run.wait_for(5s)) << "the cancelled run kept running";
-  EXPECT_LT(elapsed_ms(started), 5000);
+  // Far inside the kernel's 120 s: only the cancel can end it this soon.
+  ASSERT_TRUE(run.wait_for(10s)) << "the cancelled run kept running";
   expect_error(run.get(), errc::cancelled);
   ASSERT_TRUE(wait_running(d, 1, 0));
   auto after = d.worker_stats_of(1);
@@ -226,7 +253,7 @@ TEST_F(fault, cancelling_a_finished_run_keeps_its_outputs) {
   auto x = d.put(0, small_tensor({3}));
   ASSERT_TRUE(x) << describe(x.error());
   auto run = d.submit(sleep_graph(10), {*x});
-  ASSERT_TRUE(run.wait_for(5s));
+  ASSERT_TRUE(run.wait_for(10s));
   EXPECT_EQ(run.cancel(), 0u);
   auto out = run.get();
   ASSERT_TRUE(out) << describe(out.error());
