@@ -20,6 +20,8 @@
 #include <optional>
 #include <vector>
 
+#include "messages/atoms.hpp"
+#include "messages/protocol.hpp"
 #include "messages/registration.hpp"
 
 namespace objstore::test {
@@ -82,6 +84,18 @@ protected:
                 out->error = std::move(err);
               });
     }));
+    return out;
+  }
+
+  /// Sends `hello` to `driver` (a driver actor) and runs the scheduler: the
+  /// driver opens a session on every worker and keeps each rank's key.
+  /// Every other request to a rank is refused (`permission_denied`) until
+  /// this happened. Not done when a worker holds its reply.
+  template<class Handle>
+  std::shared_ptr<outcome<std::vector<session_info>>>
+  hello(const Handle& driver) {
+    auto out = ask<std::vector<session_info>>(driver, hello_atom::value);
+    run();
     return out;
   }
 

@@ -1,6 +1,7 @@
 // The driver actor (actors/driver_actor.hpp) against fake workers on CAF's
-// deterministic scheduler: release batching and the sink's wake-ups,
-// deadlines, late replies, lost workers, close and counters. Every step
+// deterministic scheduler: sessions (hello first, every request carries the
+// rank's key), release batching and the sink's wake-ups, deadlines, late
+// replies, lost workers, close and counters. Every step
 // is explicit (`run()` delivers messages, `advance()` moves virtual time),
 // so "not before the deadline" and "no wake-up" are exact statements, not
 // sleeps.
@@ -35,6 +36,13 @@ using reply_atom = caf::atom_constant<caf::atom("t_reply")>;
 /// A worker as the driver sees it, plus the test's remote control.
 using fake_worker = worker_actor::extend<caf::reacts_to<reply_atom>>;
 
+/// The session key the fake worker of `rank` hands out at hello: id
+/// rank + 1 and a 64-character secret that differs between ranks (hex, as
+/// a real worker's; worlds of up to 6 ranks).
+session_key key_of(uint32_t rank) {
+  return session_key{rank + 1u, std::string(64, static_cast<char>('a' + rank))};
+}
+
 /// How a fake worker answers and what it received. Shared between the test
 /// and the fake; only touched on the test thread (the deterministic
 /// scheduler runs actors inside `sched.run()`).
@@ -50,9 +58,14 @@ struct worker_script {
   std::string put_uri;
   std::string push_uri;
   uint64_t close_count = 0;
+  /// The key of the session hello opened (id 0: none, or closed).
+  session_key issued;
 
-  /// Everything received, in arrival order ("release a b", "close", ...).
+  /// Everything received, in arrival order ("release a b", "close", ...);
+  /// a request without the issued key is logged as "bad key <request>".
   std::vector<std::string> events;
+  /// The requests that carried a wrong key (or came before hello).
+  std::vector<std::string> bad_keys;
   /// The URIs of each release message.
   std::vector<std::vector<std::string>> releases;
 
@@ -93,68 +106,107 @@ fake_worker::behavior_type fake_worker_impl(fake_ptr self,
   auto log = [s](std::string event) {
     s->events.push_back(std::move(event));
   };
+  // Logs `event` if `key` is the key hello handed out; otherwise logs and
+  // records it as a bad key, and the request changes nothing (as on a real
+  // worker).
+  auto keyed = [s, log](const session_key& key, std::string event) {
+    if (s->issued.id != 0 && key == s->issued) {
+      log(std::move(event));
+      return true;
+    }
+    s->bad_keys.push_back(event);
+    log("bad key " + event);
+    return false;
+  };
+  auto refused = [] {
+    return make_error(errc::permission_denied, "bad key");
+  };
   return {
-      [=](hello_atom) -> caf::result<session_info> {
+      [=](hello_atom, hello_request&) -> caf::result<session_info> {
         log("hello");
         session_info info;
         info.rank = s->rank;
         info.node_id = "fake-" + std::to_string(s->rank);
         info.data_port = static_cast<uint16_t>(7000 + s->rank);
+        info.key = key_of(s->rank);
+        s->issued = info.key;
         return answer(self, *s, info);
       },
-      [=](put_atom, put_request&) -> caf::result<std::string> {
-        log("put");
+      [=](put_atom, session_key& key,
+          put_request&) -> caf::result<std::string> {
+        if (!keyed(key, "put"))
+          return refused();
         return answer(self, *s, s->put_uri);
       },
-      [=](run_atom, task_request& req) -> caf::result<task_reply> {
-        log("run " + std::to_string(req.task_id));
+      [=](run_atom, session_key& key,
+          task_request& req) -> caf::result<task_reply> {
+        if (!keyed(key, "run " + std::to_string(req.task_id)))
+          return refused();
         return answer(self, *s, task_reply{req.task_id, s->run_outputs});
       },
-      [=](cancel_atom, uint64_t task_id) -> caf::result<bool> {
-        log("cancel " + std::to_string(task_id));
+      [=](cancel_atom, session_key& key,
+          uint64_t task_id) -> caf::result<bool> {
+        if (!keyed(key, "cancel " + std::to_string(task_id)))
+          return refused();
         return answer(self, *s, false);
       },
-      [=](fetch_atom, std::string& uri) -> caf::result<wire_value> {
-        log("fetch " + uri);
+      [=](fetch_atom, session_key& key,
+          std::string& uri) -> caf::result<wire_value> {
+        if (!keyed(key, "fetch " + uri))
+          return refused();
         return answer(self, *s, wire_value{});
       },
-      [=](release_atom, std::vector<std::string>& uris) {
+      [=](release_atom, session_key& key, std::vector<std::string>& uris) {
         std::string event = "release";
         for (auto& uri : uris)
           event += " " + uri;
-        log(std::move(event));
-        s->releases.push_back(std::move(uris));
+        if (keyed(key, std::move(event)))
+          s->releases.push_back(std::move(uris));
       },
-      [=](erase_atom, std::string& uri) -> caf::result<bool> {
-        log("erase " + uri);
+      [=](erase_atom, session_key& key, std::string& uri) -> caf::result<bool> {
+        if (!keyed(key, "erase " + uri))
+          return refused();
         return answer(self, *s, true);
       },
-      [=](stats_atom) -> caf::result<worker_stats> {
-        log("stats");
+      [=](stats_atom, session_key& key) -> caf::result<worker_stats> {
+        if (!keyed(key, "stats"))
+          return refused();
         worker_stats result;
         result.rank = s->rank;
         return answer(self, *s, result);
       },
-      [=](objects_atom) -> caf::result<std::vector<object_record>> {
-        log("objects");
+      [=](objects_atom,
+          session_key& key) -> caf::result<std::vector<object_record>> {
+        if (!keyed(key, "objects"))
+          return refused();
         return answer(self, *s, std::vector<object_record>{});
       },
-      [=](close_atom) -> caf::result<uint64_t> {
-        log("close");
+      [=](close_atom, session_key& key) -> caf::result<uint64_t> {
+        if (!keyed(key, "close"))
+          return refused();
+        s->issued = session_key{}; // the key opens nothing any more
         return answer(self, *s, s->close_count);
       },
       [=](ping_atom) -> caf::result<ping_atom> {
         log("ping");
         return answer(self, *s, ping_atom::value);
       },
-      [=](expect_atom) -> caf::result<std::string> {
-        log("expect");
+      [=](peer_atom) -> caf::result<peer_info> {
+        log("peer");
+        return answer(self, *s,
+                      peer_info{s->rank, "fake-" + std::to_string(s->rank),
+                                static_cast<uint16_t>(7000 + s->rank)});
+      },
+      [=](expect_atom, session_key& key) -> caf::result<std::string> {
+        if (!keyed(key, "expect"))
+          return refused();
         return answer(self, *s, "token-" + std::to_string(s->rank));
       },
-      [=](push_atom, std::string& uri, std::string& host, uint16_t port,
+      [=](push_atom, session_key& key, std::string& uri, uint32_t target,
           std::string& token) -> caf::result<std::string> {
-        log("push " + uri + " " + host + ":" + std::to_string(port) + " "
-            + token);
+        if (!keyed(key, "push " + uri + " to rank " + std::to_string(target)
+                            + " " + token))
+          return refused();
         return answer(self, *s, s->push_uri);
       },
       [=](adopt_atom, uint64_t, wire_value&) -> caf::result<std::string> {
@@ -198,10 +250,19 @@ protected:
     return opts;
   }
 
-  /// Spawns `n` fake workers and the driver actor on them. The sink wakes
-  /// a forwarder that counts each wake-up and passes it on to the driver,
-  /// so `wakes` is exactly how often a drop woke the driver.
+  /// Spawns `n` fake workers and the driver actor on them and opens the
+  /// driver's sessions (hello); the fakes' logs start after that hello.
   void start(size_t n, driver_actor_options opts = defaults()) {
+    start_without_sessions(n, std::move(opts));
+    open_sessions();
+  }
+
+  /// Spawns `n` fake workers and the driver actor on them, without hello:
+  /// the driver has no session on any rank yet. The sink wakes a forwarder
+  /// that counts each wake-up and passes it on to the driver, so `wakes` is
+  /// exactly how often a drop woke the driver.
+  void start_without_sessions(size_t n,
+                              driver_actor_options opts = defaults()) {
     std::vector<worker_actor> handles;
     for (uint32_t r = 0; r < n; ++r) {
       scripts.push_back(std::make_shared<worker_script>(r));
@@ -222,6 +283,26 @@ protected:
             self->send(target, release_atom::value);
           }};
         })));
+  }
+
+  /// The driver's hello: every fake opens a session and hands out its key.
+  /// Clears the fakes' logs, so a test sees what follows its setup.
+  void open_sessions() {
+    auto infos = hello(driver);
+    ASSERT_TRUE(infos->value) << describe(infos->error);
+    for (auto& s : scripts) {
+      EXPECT_EQ(s->events, (std::vector<std::string>{"hello"}));
+      EXPECT_EQ(s->issued, key_of(s->rank));
+      s->events.clear();
+    }
+  }
+
+  void TearDown() override {
+    // Whatever a test did, the driver sent each worker only the key that
+    // worker handed out at hello (and nothing keyed before hello).
+    for (auto& s : scripts)
+      EXPECT_EQ(s->bad_keys, std::vector<std::string>{})
+          << "requests to rank " << s->rank << " with a wrong key";
   }
 
   ~driver_actor_test() override {
@@ -470,10 +551,14 @@ TEST_F(driver_actor_test, each_call_has_its_own_deadline) {
 TEST_F(driver_actor_test, a_transfer_has_the_transfer_deadline) {
   start(2);
   scripts[0]->hold_replies = true;
-  auto push = ask<std::string>(
-      driver, push_atom::value, uint32_t{0}, std::string{"mem://src"},
-      std::string{"127.0.0.1"}, uint16_t{7001}, std::string{"token-1"});
+  auto push = ask<std::string>(driver, push_atom::value, uint32_t{0},
+                               std::string{"mem://src"}, uint32_t{1},
+                               std::string{"token-1"});
   run();
+  EXPECT_EQ(scripts[0]->events,
+            (std::vector<std::string>{"push mem://src to rank 1 token-1"}))
+      << "the source is told the target's rank, not an address";
+  EXPECT_TRUE(scripts[1]->events.empty());
   advance(timeout);
   EXPECT_FALSE(push->done()) << "a transfer is not bound by `timeout`";
   advance(transfer_timeout - timeout - 1ns);
@@ -483,6 +568,7 @@ TEST_F(driver_actor_test, a_transfer_has_the_transfer_deadline) {
   EXPECT_EQ(code_of(push->error), errc::timeout) << describe(push->error);
   EXPECT_TRUE(contains(message_of(push->error), "rank 0"));
   EXPECT_TRUE(contains(message_of(push->error), "mem://src"));
+  EXPECT_TRUE(contains(message_of(push->error), "to rank 1"));
 }
 
 TEST_F(driver_actor_test,
@@ -559,21 +645,21 @@ TEST_F(driver_actor_test,
 
 // Issue 15: the driver releases a late transfer reply's replica on the
 // source rank (which counts an unknown release) instead of the target,
-// where it leaks until the session closes. Enable when issue 15 is fixed;
-// the target is named only by the host:port of its data plane today.
+// where it leaks until the session closes. Enable when issue 15 is fixed.
+// The push now names the target by its rank, so the driver knows where the
+// replica lives, but it still queues the late reply's release on the rank
+// it asked (the source).
 TEST_F(driver_actor_test,
        DISABLED_a_late_transfer_reply_releases_the_replica_on_the_target_rank) {
   start(3);
-  auto infos = ask<std::vector<session_info>>(driver, hello_atom::value);
   auto token = ask<std::string>(driver, expect_atom::value, uint32_t{1});
   run();
-  ASSERT_TRUE(infos->value);
   ASSERT_TRUE(token->value);
   scripts[0]->hold_replies = true;
   scripts[0]->push_uri = "mem://replica-on-1";
-  auto push = ask<std::string>(
-      driver, push_atom::value, uint32_t{0}, std::string{"mem://src"},
-      std::string{"127.0.0.1"}, (*infos->value)[1].data_port, *token->value);
+  auto push
+      = ask<std::string>(driver, push_atom::value, uint32_t{0},
+                         std::string{"mem://src"}, uint32_t{1}, *token->value);
   run();
   advance(transfer_timeout);
   ASSERT_TRUE(push->done());
@@ -773,6 +859,7 @@ TEST_F(driver_actor_test, worker_errors_keep_their_code_and_gain_the_rank) {
 
 TEST_F(driver_actor_test, an_unknown_rank_is_refused_without_a_request) {
   start(2);
+  auto before = stats().requests;
   auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{2},
                                std::string{"mem://x"});
   run();
@@ -781,23 +868,76 @@ TEST_F(driver_actor_test, an_unknown_rank_is_refused_without_a_request) {
   EXPECT_TRUE(contains(message_of(fetch->error), "unknown rank 2"));
   EXPECT_TRUE(scripts[0]->events.empty());
   EXPECT_TRUE(scripts[1]->events.empty());
-  EXPECT_EQ(stats().requests, 0u);
+  EXPECT_EQ(stats().requests, before);
+}
+
+TEST_F(driver_actor_test,
+       a_request_before_hello_is_refused_without_reaching_the_worker) {
+  start_without_sessions(2);
+  auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{1},
+                               std::string{"mem://x"});
+  auto push = ask<std::string>(driver, push_atom::value, uint32_t{0},
+                               std::string{"mem://src"}, uint32_t{1},
+                               std::string{"token-1"});
+  auto expect = ask<std::string>(driver, expect_atom::value, uint32_t{1});
+  sink->push(0, "mem://dropped"); // a release needs a session as well
+  run();
+  ASSERT_TRUE(fetch->done()) << "refused at once, no deadline";
+  ASSERT_TRUE(push->done());
+  ASSERT_TRUE(expect->done());
+  for (auto* err : {&fetch->error, &push->error, &expect->error}) {
+    EXPECT_EQ(code_of(*err), errc::permission_denied) << describe(*err);
+    EXPECT_TRUE(contains(message_of(*err), "send hello first"))
+        << describe(*err);
+  }
+  EXPECT_TRUE(contains(message_of(fetch->error), "rank 1"));
+  EXPECT_TRUE(contains(message_of(fetch->error), "fetch mem://x"));
+  EXPECT_TRUE(contains(message_of(push->error), "rank 0"));
+  // Close has no session to close anywhere: zero at once.
+  auto closed = ask<uint64_t>(driver, close_atom::value);
+  run();
+  ASSERT_TRUE(closed->value) << describe(closed->error);
+  EXPECT_EQ(*closed->value, 0u);
+  advance(delay);
+  for (auto& s : scripts)
+    EXPECT_TRUE(s->events.empty()) << "rank " << s->rank << " got a message";
+  auto st = stats();
+  EXPECT_EQ(st.requests, 0u);
+  EXPECT_EQ(st.release_msgs, 0u);
+  // With the session the same request goes through, with its key.
+  auto infos = hello(driver);
+  ASSERT_TRUE(infos->value) << describe(infos->error);
+  auto again = ask<wire_value>(driver, fetch_atom::value, uint32_t{1},
+                               std::string{"mem://x"});
+  run();
+  EXPECT_TRUE(again->value) << describe(again->error);
+  EXPECT_EQ(scripts[1]->events,
+            (std::vector<std::string>{"hello", "fetch mem://x"}));
 }
 
 TEST_F(driver_actor_test, hello_gathers_every_session_in_rank_order) {
-  start(3);
-  auto infos = ask<std::vector<session_info>>(driver, hello_atom::value);
-  run();
+  start_without_sessions(3);
+  auto infos = hello(driver);
   ASSERT_TRUE(infos->value) << describe(infos->error);
   ASSERT_EQ(infos->value->size(), 3u);
   for (uint32_t r = 0; r < 3; ++r) {
     EXPECT_EQ((*infos->value)[r].rank, r);
     EXPECT_EQ((*infos->value)[r].data_port, 7000 + r);
+    EXPECT_EQ((*infos->value)[r].key, key_of(r));
   }
+  // Sessions are opened once: a second hello replies the same sessions
+  // without asking the workers again.
+  auto requests = stats().requests;
+  auto again = hello(driver);
+  ASSERT_TRUE(again->value) << describe(again->error);
+  EXPECT_EQ(*again->value, *infos->value);
+  EXPECT_EQ(stats().requests, requests);
+  for (auto& s : scripts)
+    EXPECT_EQ(s->events, (std::vector<std::string>{"hello"}));
 }
 
 TEST_F(driver_actor_test, hello_fails_with_the_first_failing_rank) {
-  start(3);
+  start_without_sessions(3);
   scripts[2]->hold_replies = true;
   auto infos = ask<std::vector<session_info>>(driver, hello_atom::value);
   run();
@@ -811,18 +951,18 @@ TEST_F(driver_actor_test, hello_fails_with_the_first_failing_rank) {
 // -- counters -----------------------------------------------------------------
 
 TEST_F(driver_actor_test, stats_count_requests_release_messages_and_releases) {
-  start(2);
+  start_without_sessions(2);
   auto zero = stats();
   EXPECT_EQ(zero.requests, 0u);
   EXPECT_EQ(zero.release_msgs, 0u);
   EXPECT_EQ(zero.releases, 0u);
   EXPECT_EQ(zero.bytes_sent, 0u);
-  auto infos = ask<std::vector<session_info>>(driver, hello_atom::value);
+  auto infos = hello(driver); // a fetch needs the session first
   auto fetch = ask<wire_value>(driver, fetch_atom::value, uint32_t{1},
                                std::string{"mem://x"});
   run();
   ASSERT_TRUE(infos->value);
-  ASSERT_TRUE(fetch->value);
+  ASSERT_TRUE(fetch->value) << describe(fetch->error);
   auto after_calls = stats();
   EXPECT_EQ(after_calls.requests, 3u) << "hello to 2 workers + 1 fetch";
   EXPECT_GT(after_calls.bytes_sent, 0u);
