@@ -3,7 +3,6 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <random>
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,6 +10,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -98,20 +98,29 @@ int send_frame(byte_stream& out, uint32_t type, uint64_t arg,
   return out.write_all(iov, body.empty() ? 1 : 2);
 }
 
-/// 128 bits from the OS's random source for every token. A seeded PRNG
-/// would do for uniqueness, but a session sees its own tokens (`expect`)
-/// and could reconstruct the generator's state from them, then predict
-/// and claim another session's tokens.
-std::string random_token() {
-  static std::mutex mtx;
-  static std::random_device rd;
+/// 128 bits from the kernel's CSPRNG (getrandom) for every token. A seeded
+/// PRNG would do for uniqueness, but a session sees its own tokens
+/// (`expect`) and could reconstruct the generator's state from them, then
+/// predict and claim another session's tokens.
+caf::expected<std::string> random_token() {
   static constexpr char hex[] = "0123456789abcdef";
+  unsigned char bytes[token_size / 2];
+  size_t got = 0;
+  while (got < sizeof(bytes)) {
+    auto n = ::getrandom(bytes + got, sizeof(bytes) - got, 0);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return make_error(errc::io_error,
+                        std::string{"no randomness for a transfer token: "}
+                            + std::strerror(errno));
+    got += static_cast<size_t>(n);
+  }
   std::string out;
-  std::lock_guard guard{mtx};
-  for (int word = 0; word < 4; ++word) {
-    auto bits = static_cast<uint32_t>(rd());
-    for (int i = 0; i < 8; ++i, bits >>= 4)
-      out += hex[bits & 0xF];
+  out.reserve(token_size);
+  for (auto b : bytes) {
+    out += hex[b >> 4];
+    out += hex[b & 0xF];
   }
   return out;
 }
@@ -279,43 +288,88 @@ void data_plane::stop() {
 
 // -- receiving ----------------------------------------------------------------
 
-std::string data_plane::expect(uint64_t session,
-                               std::chrono::steady_clock::time_point deadline) {
+caf::expected<std::string> data_plane::expect(uint64_t session,
+                                              clock::time_point deadline) {
   auto token = random_token();
+  if (!token)
+    return token;
   std::lock_guard guard{mtx_};
-  auto now = std::chrono::steady_clock::now();
-  for (auto i = expected_.begin(); i != expected_.end();)
-    i = i->second.deadline < now ? expected_.erase(i) : std::next(i);
-  expected_[token] = transfer_ticket{token, session, deadline};
+  purge_expired_tokens(clock::now());
+  auto held = tokens_per_session_.find(session);
+  auto mine = held == tokens_per_session_.end() ? 0 : held->second;
+  if (options_.max_pending_tokens > 0 && mine >= options_.max_pending_tokens) {
+    counters_.refused_tokens.fetch_add(1);
+    return make_error(errc::resource_exhausted,
+                      "session holds " + std::to_string(mine)
+                          + " unused transfer tokens (limit "
+                            "max_pending_tokens); use or let them expire "
+                            "first");
+  }
+  if (options_.max_tokens > 0 && tokens_.size() >= options_.max_tokens) {
+    counters_.refused_tokens.fetch_add(1);
+    return make_error(errc::resource_exhausted,
+                      "node holds " + std::to_string(tokens_.size())
+                          + " unused transfer tokens of all sessions (limit "
+                            "max_tokens); try again when some are used or "
+                            "expired");
+  }
+  auto at = expiry_.emplace(deadline, *token);
+  auto [i, added] = tokens_.try_emplace(
+      *token, token_entry{transfer_ticket{*token, session, deadline}, at});
+  if (!added) { // 2^-128: the kernel's randomness is broken
+    expiry_.erase(at);
+    return make_error(errc::io_error, "transfer token collision");
+  }
+  ++tokens_per_session_[session];
   return token;
 }
 
 size_t data_plane::pending_tokens(uint64_t session) {
   std::lock_guard guard{mtx_};
-  auto now = std::chrono::steady_clock::now();
-  size_t n = 0;
-  for (auto i = expected_.begin(); i != expected_.end();) {
-    if (i->second.deadline < now) {
-      i = expected_.erase(i);
-      continue;
-    }
-    n += i->second.session == session ? 1 : 0;
-    ++i;
-  }
-  return n;
+  purge_expired_tokens(clock::now());
+  auto i = tokens_per_session_.find(session);
+  return i == tokens_per_session_.end() ? 0 : i->second;
+}
+
+void data_plane::drop_token(
+    std::unordered_map<std::string, token_entry>::iterator i) {
+  auto s = tokens_per_session_.find(i->second.ticket.session);
+  if (s != tokens_per_session_.end() && --s->second == 0)
+    tokens_per_session_.erase(s);
+  expiry_.erase(i->second.expiry);
+  tokens_.erase(i);
+}
+
+void data_plane::purge_expired_tokens(clock::time_point now) {
+  // Oldest first: each token is purged once, so the cost per `expect` is
+  // O(1) amortized instead of a scan of the table.
+  while (!expiry_.empty() && expiry_.begin()->first < now)
+    drop_token(tokens_.find(expiry_.begin()->second));
 }
 
 caf::expected<transfer_ticket> data_plane::claim(const std::string& token) {
   std::lock_guard guard{mtx_};
-  auto i = expected_.find(token);
-  if (i == expected_.end())
+  auto i = tokens_.find(token);
+  if (i == tokens_.end()) {
+    purge_expired_tokens(clock::now());
     return make_error(errc::permission_denied,
                       "transfer token unknown or already used");
-  auto ticket = std::move(i->second);
-  expected_.erase(i);
-  if (ticket.deadline < std::chrono::steady_clock::now())
+  }
+  auto ticket = i->second.ticket;
+  drop_token(i);
+  purge_expired_tokens(clock::now());
+  if (ticket.deadline < clock::now())
     return make_error(errc::timeout, "transfer token expired");
   return ticket;
+}
+
+data_plane_load data_plane::load() {
+  std::lock_guard guard{mtx_};
+  purge_expired_tokens(clock::now());
+  data_plane_load result;
+  result.incoming = active_;
+  result.tokens = tokens_.size();
+  return result;
 }
 
 void data_plane::accept_loop() {

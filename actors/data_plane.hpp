@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <caf/expected.hpp>
@@ -39,6 +40,9 @@ struct data_plane_options {
   /// Unused transfer tokens one session may hold; more `expect`s are
   /// refused with `resource_exhausted` until tokens are used or expire.
   size_t max_pending_tokens = 1024;
+  /// Unused transfer tokens of the whole node (all sessions): sessions
+  /// are cheap, so the per-session cap alone would not bound the table.
+  size_t max_tokens = 65'536;
   /// Deadline of every socket read or write.
   std::chrono::milliseconds io_timeout{30'000};
   /// Largest accepted inbound object (encoded bytes); 0 = no limit.
@@ -62,6 +66,16 @@ struct data_plane_counters {
   std::atomic<uint64_t> max_in_flight{0};
   std::atomic<uint64_t> rejected_chunks{0};
   std::atomic<uint64_t> local_handoffs{0};
+  /// `expect`s refused by a token cap.
+  std::atomic<uint64_t> refused_tokens{0};
+};
+
+/// What a data plane holds right now.
+struct data_plane_load {
+  /// Inbound transfers being served.
+  size_t incoming = 0;
+  /// Unused, unexpired tokens (all sessions).
+  size_t tokens = 0;
 };
 
 /// Who an expected inbound transfer is for.
@@ -93,6 +107,8 @@ using adopt_fn = std::function<caf::expected<std::string>(
 /// transfers run on their own threads; `send` blocks its caller.
 class data_plane : public std::enable_shared_from_this<data_plane> {
 public:
+  using clock = std::chrono::steady_clock;
+
   /// Binds the listener and starts accepting.
   static caf::expected<std::shared_ptr<data_plane>>
   start(data_plane_options options, adopt_fn adopt);
@@ -105,12 +121,15 @@ public:
   uint16_t port() const noexcept { return port_; }
 
   /// Registers an expected inbound transfer for `session`; returns the
-  /// one-shot token the sender must present before `deadline`.
-  std::string expect(uint64_t session,
-                     std::chrono::steady_clock::time_point deadline);
+  /// one-shot token the sender must present before `deadline` (128 bits
+  /// from the kernel's CSPRNG). Errors: `resource_exhausted` when the
+  /// session holds `max_pending_tokens` or the node `max_tokens` unused
+  /// tokens; `io_error` when the kernel has no randomness to give. O(1)
+  /// amortized: expired tokens are purged oldest first as they pass.
+  caf::expected<std::string> expect(uint64_t session,
+                                    clock::time_point deadline);
 
-  /// Unexpired, unused tokens of `session` (the worker caps them, so a
-  /// session cannot grow the token table without bound).
+  /// Unexpired, unused tokens of `session`; O(1) amortized.
   size_t pending_tokens(uint64_t session);
 
   /// Sends `x` to the data plane at host:port under `token`; blocks until
@@ -122,12 +141,25 @@ public:
   const data_plane_counters& counters() const noexcept { return counters_; }
   const data_plane_options& options() const noexcept { return options_; }
 
+  /// Transfers and tokens held right now.
+  data_plane_load load();
+
 private:
+  using expiry_index = std::multimap<clock::time_point, std::string>;
+
+  /// An unused token: who it is for and its place in the expiry index.
+  struct token_entry {
+    transfer_ticket ticket;
+    expiry_index::iterator expiry;
+  };
+
   data_plane(data_plane_options options, adopt_fn adopt);
 
   void accept_loop();
   void serve(int fd);
   caf::expected<transfer_ticket> claim(const std::string& token);
+  void drop_token(std::unordered_map<std::string, token_entry>::iterator i);
+  void purge_expired_tokens(clock::time_point now);
   caf::expected<std::string> deliver_local(const std::string& token,
                                            value_ptr x);
 
@@ -140,7 +172,10 @@ private:
   std::thread acceptor_;
   std::mutex mtx_;
   std::condition_variable idle_;
-  std::map<std::string, transfer_ticket> expected_;
+  // Tokens: by token, by expiry (oldest first) and counted per session.
+  std::unordered_map<std::string, token_entry> tokens_;
+  expiry_index expiry_;
+  std::unordered_map<uint64_t, size_t> tokens_per_session_;
   std::vector<int> active_fds_;
   std::vector<int> outgoing_fds_;
   size_t active_ = 0;
