@@ -14,8 +14,10 @@ namespace objstore {
 
 /// A connected, blocking byte stream over a socket the caller owns: plain
 /// TCP, or TLS with a verified peer. Socket timeouts (SO_RCVTIMEO /
-/// SO_SNDTIMEO) apply to both. Functions return 0 or an errno value
-/// (EAGAIN: timeout, EPIPE: closed by the peer, EPROTO: TLS failure).
+/// SO_SNDTIMEO) apply to both. Writes never raise SIGPIPE, under TLS too
+/// (MSG_NOSIGNAL through a BIO of our own): a peer that closes must not
+/// kill the process. Functions return 0 or an errno value (EAGAIN:
+/// timeout, EPIPE: closed by the peer, EPROTO: TLS failure).
 class byte_stream {
 public:
   virtual ~byte_stream();

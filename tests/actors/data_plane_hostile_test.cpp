@@ -1,4 +1,5 @@
-// Peers that attack a data plane below the protocol: token floods. Each
+// Peers that attack a data plane below the protocol: token floods, and
+// TLS peers that hang up mid-handshake or mid-transfer (SIGPIPE). Each
 // case gets its typed error and the plane still moves real values
 // afterwards.
 
@@ -156,6 +157,305 @@ TEST(data_plane_hostile, expired_tokens_leave_the_node_cap) {
   auto uri = (*source)->send("127.0.0.1", (*target)->port(), *later,
                              iota_tensor(10));
   ASSERT_TRUE(uri) << describe(uri.error());
+}
+
+// -- TLS peers and SIGPIPE ----------------------------------------------------
+
+/// A throwaway PKI made by .ci/make-test-certs in a directory of its own.
+class pki : public ::testing::Environment {
+public:
+  static inline std::filesystem::path dir;
+
+  void SetUp() override {
+    char templ[] = "/tmp/objstore-dp-pki-XXXXXX";
+    ASSERT_NE(::mkdtemp(templ), nullptr);
+    dir = templ;
+    auto cmd = std::string{OBJSTORE_SOURCE_DIR} + "/.ci/make-test-certs "
+               + dir.string();
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+
+  void TearDown() override { std::filesystem::remove_all(dir); }
+};
+
+auto* const env = ::testing::AddGlobalTestEnvironment(new pki);
+
+std::string file(const std::string& name) {
+  return (pki::dir / name).string();
+}
+
+tls_options node_tls(const std::string& name) {
+  return {file(name + ".pem"), file(name + ".key"), file("ca.pem"), {}};
+}
+
+data_plane_options tls_plane(const std::string& name) {
+  auto opts = tcp_options();
+  opts.tls = node_tls(name);
+  return opts;
+}
+
+std::string token_for(data_plane& target, uint64_t session = 1) {
+  auto token = target.expect(session, clock_type::now() + 60s);
+  EXPECT_TRUE(token) << describe(token.error());
+  return token ? *token : std::string(32, '0');
+}
+
+/// A real transfer from `source` to `target` arrives intact, and soon.
+void expect_transfer_works(data_plane& source, data_plane& target,
+                           receiver& sink) {
+  auto before = sink.count();
+  auto x = iota_tensor(100'000);
+  auto start = clock_type::now();
+  auto uri = source.send("127.0.0.1", target.port(), token_for(target, 77), x);
+  ASSERT_TRUE(uri) << describe(uri.error());
+  EXPECT_LT(ms_since(start), 2000) << "a real transfer was held up";
+  ASSERT_EQ(sink.count(), before + 1);
+  std::lock_guard guard{sink.mtx};
+  EXPECT_EQ(*sink.stored.back(), *x);
+}
+
+/// A raw client socket connected to `port` (10 s socket timeouts).
+int dial(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0)
+      << std::strerror(errno);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+/// Closes with a reset (no FIN): what a killed process's socket does when
+/// data is left unread.
+void close_hard(int fd) {
+  linger lg{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  ::close(fd);
+}
+
+/// A listener on an ephemeral loopback port.
+struct listener {
+  int fd = -1;
+  uint16_t port = 0;
+
+  explicit listener(int backlog = 16) {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    ::inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
+    EXPECT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(::listen(fd, backlog), 0);
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+    port = ntohs(addr.sin_port);
+  }
+  ~listener() { ::close(fd); }
+};
+
+std::string hello_bytes(const std::string& token, uint64_t total) {
+  std::string h(48, '\0');
+  std::memcpy(h.data(), "OSXF\1\0\0\0", 8);
+  std::memcpy(h.data() + 8, token.data(), 32);
+  std::memcpy(h.data() + 40, &total, 8);
+  return h;
+}
+
+std::string chunk_header(uint32_t length, uint64_t offset) {
+  std::string f(16, '\0');
+  uint32_t type = 1;
+  std::memcpy(f.data(), &type, 4);
+  std::memcpy(f.data() + 4, &length, 4);
+  std::memcpy(f.data() + 8, &offset, 8);
+  return f;
+}
+
+/// Puts SIGPIPE at its default disposition (terminate) for the test and
+/// restores what it was: a write to a closed peer anywhere in the data
+/// plane would end this process.
+class sigpipe_kills {
+public:
+  sigpipe_kills() {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(SIGPIPE, &dfl, &old_);
+    sigset_t blocked;
+    pthread_sigmask(SIG_SETMASK, nullptr, &blocked);
+    unblocked_ = sigismember(&blocked, SIGPIPE) == 0;
+  }
+  ~sigpipe_kills() { ::sigaction(SIGPIPE, &old_, nullptr); }
+
+  /// Whether a SIGPIPE raised now would terminate the process (threads
+  /// the planes start inherit this thread's mask).
+  bool armed() const {
+    struct sigaction now {};
+    ::sigaction(SIGPIPE, nullptr, &now);
+    return now.sa_handler == SIG_DFL && unblocked_;
+  }
+
+private:
+  struct sigaction old_ {};
+  bool unblocked_ = false;
+};
+
+/// The first flight of a TLS client: a ClientHello.
+std::string client_hello() {
+  auto* ctx = SSL_CTX_new(TLS_client_method());
+  auto* ssl = SSL_new(ctx);
+  auto* in = BIO_new(BIO_s_mem());
+  auto* out = BIO_new(BIO_s_mem());
+  SSL_set_bio(ssl, in, out);
+  SSL_set_connect_state(ssl);
+  SSL_do_handshake(ssl); // wants to read: the hello is in `out`
+  char* data = nullptr;
+  auto n = BIO_get_mem_data(out, &data);
+  std::string result(data, static_cast<size_t>(n));
+  SSL_free(ssl);
+  SSL_CTX_free(ctx);
+  return result;
+}
+
+/// An OpenSSL context for the test's own TLS peers.
+struct peer_ctx {
+  SSL_CTX* ctx = nullptr;
+
+  peer_ctx(bool server, const std::string& name) {
+    ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+    SSL_CTX_use_certificate_chain_file(ctx, file(name + ".pem").c_str());
+    SSL_CTX_use_PrivateKey_file(ctx, file(name + ".key").c_str(),
+                                SSL_FILETYPE_PEM);
+    SSL_CTX_load_verify_locations(ctx, file("ca.pem").c_str(), nullptr);
+    SSL_CTX_set_verify(ctx, server ? SSL_VERIFY_NONE : SSL_VERIFY_PEER,
+                       nullptr);
+  }
+  ~peer_ctx() { SSL_CTX_free(ctx); }
+};
+
+TEST(data_plane_hostile, tls_client_hello_then_close_never_raises_sigpipe) {
+  sigpipe_kills guard;
+  ASSERT_TRUE(guard.armed());
+  receiver sink;
+  auto target = data_plane::start(tls_plane("node1"), sink.fn());
+  auto source = data_plane::start(tls_plane("node2"), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  auto hello = client_hello();
+  ASSERT_GT(hello.size(), 100u);
+  constexpr int rounds = 10;
+  for (int i = 0; i < rounds; ++i) {
+    int fd = dial((*target)->port());
+    ASSERT_EQ(::send(fd, hello.data(), hello.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(hello.size()));
+    if (i % 2 == 1) {
+      // Waits for the server's answer before going away (a reset then).
+      char buf[512];
+      EXPECT_GT(::recv(fd, buf, sizeof(buf), 0), 0);
+      close_hard(fd);
+    } else {
+      ::close(fd); // at once: the server answers a closed socket
+    }
+  }
+  // Each attempt ends as a failed handshake, and the process is alive.
+  ASSERT_TRUE(poll_until(
+      [&] { return (*target)->counters().failed_in.load() >= rounds; }));
+  EXPECT_TRUE(guard.armed());
+  expect_transfer_works(**source, **target, sink);
+}
+
+TEST(data_plane_hostile, tls_receiver_dying_mid_transfer_never_raises_sigpipe) {
+  sigpipe_kills guard;
+  ASSERT_TRUE(guard.armed());
+  auto source = data_plane::start(tls_plane("node2"), receiver{}.fn());
+  ASSERT_TRUE(source);
+  peer_ctx server{true, "node1"};
+  listener fake;
+  for (int round = 0; round < 4; ++round) {
+    // Completes the handshake, reads a little, dies.
+    std::thread target{[&] {
+      int fd = ::accept(fake.fd, nullptr, nullptr);
+      auto* ssl = SSL_new(server.ctx);
+      SSL_set_fd(ssl, fd);
+      if (SSL_accept(ssl) == 1) {
+        // Less than the sender's window: it is still writing.
+        char buf[16384];
+        for (size_t got = 0; got < (64u << 10);) {
+          auto n = SSL_read(ssl, buf, sizeof(buf));
+          if (n <= 0)
+            break;
+          got += static_cast<size_t>(n);
+        }
+      }
+      if (round % 2 == 0)
+        close_hard(fd);
+      else
+        ::close(fd);
+      SSL_free(ssl); // no close_notify: the process "died"
+    }};
+    auto r = (*source)->send("127.0.0.1", fake.port, std::string(32, 'd'),
+                             iota_tensor(4 << 20));
+    target.join();
+    ASSERT_FALSE(r);
+    EXPECT_EQ(code_of(r.error()), errc::object_lost) << describe(r.error());
+  }
+  EXPECT_TRUE(guard.armed());
+  receiver sink;
+  auto target = data_plane::start(tls_plane("node1"), sink.fn());
+  ASSERT_TRUE(target);
+  expect_transfer_works(**source, **target, sink);
+}
+
+TEST(data_plane_hostile, tls_sender_dying_mid_transfer_never_raises_sigpipe) {
+  sigpipe_kills guard;
+  ASSERT_TRUE(guard.armed());
+  receiver sink;
+  auto opts = tls_plane("node1");
+  opts.chunk_size = 16u << 10;
+  opts.window = 32u << 10; // a credit frame every 16 KiB
+  auto target = data_plane::start(opts, sink.fn());
+  auto source = data_plane::start(tls_plane("node2"), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  peer_ctx client{false, "node2"};
+  auto encoding = encode(*iota_tensor(2 << 20));
+  constexpr uint64_t rounds = 4;
+  auto failed_before = (*target)->counters().failed_in.load();
+  for (uint64_t round = 0; round < rounds; ++round) {
+    int fd = dial((*target)->port());
+    auto* ssl = SSL_new(client.ctx);
+    SSL_set_fd(ssl, fd);
+    ASSERT_EQ(SSL_connect(ssl), 1);
+    auto h = hello_bytes(token_for(**target), encoding.size());
+    ASSERT_EQ(SSL_write(ssl, h.data(), static_cast<int>(h.size())), 48);
+    auto send_chunk = [&](size_t size, uint64_t off) {
+      auto f
+          = chunk_header(static_cast<uint32_t>(size), off)
+            + std::string{reinterpret_cast<const char*>(&encoding[off]), size};
+      ASSERT_GT(SSL_write(ssl, f.data(), static_cast<int>(f.size())), 0);
+    };
+    if (round % 2 == 0) {
+      // Sends the first MiB of 16, ignoring every credit, and dies with
+      // the credits unread: the socket resets.
+      for (uint64_t off = 0; off < (1u << 20); off += 16u << 10)
+        send_chunk(16u << 10, off);
+      close_hard(fd);
+    } else {
+      // Sends a chunk at a wrong offset and dies at once (a FIN): the
+      // target's refusal, and its close_notify, go to a closed socket.
+      send_chunk(8u << 10, 0);
+      send_chunk(8u << 10, 1);
+      ::close(fd);
+    }
+    SSL_free(ssl);
+    ASSERT_TRUE(poll_until([&] {
+      return (*target)->counters().failed_in.load()
+             >= failed_before + round + 1;
+    }));
+  }
+  EXPECT_TRUE(guard.armed());
+  EXPECT_EQ(sink.count(), 0u);
+  expect_transfer_works(**source, **target, sink);
 }
 
 } // namespace
