@@ -22,7 +22,9 @@ namespace objstore {
 
 class tls_context;
 
-/// Tuning of a node's data plane.
+/// Tuning of a node's data plane. Every limit protects the node from
+/// peers that connect but do not behave (slow, idle, flooding) and from
+/// drivers that ask for more than the node can hold.
 struct data_plane_options {
   /// Interface the data listener binds (port is always ephemeral).
   std::string bind_host = "127.0.0.1";
@@ -31,19 +33,39 @@ struct data_plane_options {
   /// Unacknowledged bytes per transfer (credit window): bounds the memory
   /// a transfer needs beyond the source and target buffers.
   size_t window = 8u << 20;
-  /// Inbound transfers served at once; more are refused.
+  /// Inbound transfers served at once; more are refused with
+  /// `resource_exhausted`. A slot is taken only after the TLS handshake
+  /// and a valid hello, so sockets that idle cannot hold one.
   size_t max_incoming = 16;
   /// Inbound transfers served at once from one peer address; more are
   /// refused with `resource_exhausted`, so one peer cannot take every
   /// slot (objstore.max-transfers-per-peer). 0 = only `max_incoming`.
   size_t max_incoming_per_peer = 8;
+  /// Inbound connections still in their TLS handshake or hello. Beyond
+  /// it, the oldest such connection of the address holding the most of
+  /// them is closed: a flood of idle sockets evicts its own, and a real
+  /// sender, whose hello follows its connect at once, gets through.
+  size_t max_pending_connections = 64;
+  /// Deadline of the whole hello of an inbound connection, from accept
+  /// (plain) or from the end of the TLS handshake: a peer trickling bytes
+  /// is dropped with `timeout` when it passes.
+  std::chrono::milliseconds hello_timeout{5'000};
+  /// Deadline of a TLS handshake, inbound from accept and outbound
+  /// including the TCP connect (plain connects have it too).
+  std::chrono::milliseconds handshake_timeout{5'000};
+  /// Deadline of each inbound chunk frame (header and payload, and the
+  /// credit it earns): a sender slower than chunk_size per chunk_timeout
+  /// loses its slot with `timeout`.
+  std::chrono::milliseconds chunk_timeout{30'000};
   /// Unused transfer tokens one session may hold; more `expect`s are
   /// refused with `resource_exhausted` until tokens are used or expire.
   size_t max_pending_tokens = 1024;
   /// Unused transfer tokens of the whole node (all sessions): sessions
   /// are cheap, so the per-session cap alone would not bound the table.
   size_t max_tokens = 65'536;
-  /// Deadline of every socket read or write.
+  /// Deadline of each step of an outbound transfer (a write, waiting for
+  /// credit or for the target's reply); the receiving node also bounds its
+  /// adopt with it.
   std::chrono::milliseconds io_timeout{30'000};
   /// Largest accepted inbound object (encoded bytes); 0 = no limit.
   uint64_t max_object_size = 0;
@@ -66,13 +88,23 @@ struct data_plane_counters {
   std::atomic<uint64_t> max_in_flight{0};
   std::atomic<uint64_t> rejected_chunks{0};
   std::atomic<uint64_t> local_handoffs{0};
+  /// Inbound connections dropped at their handshake, hello or chunk
+  /// deadline.
+  std::atomic<uint64_t> deadline_drops{0};
+  /// Inbound connections closed in handshake or hello because
+  /// `max_pending_connections` was reached.
+  std::atomic<uint64_t> evicted{0};
+  /// Valid hellos refused because no inbound slot was free.
+  std::atomic<uint64_t> refused_in{0};
   /// `expect`s refused by a token cap.
   std::atomic<uint64_t> refused_tokens{0};
 };
 
 /// What a data plane holds right now.
 struct data_plane_load {
-  /// Inbound transfers being served.
+  /// Inbound connections in TLS handshake or hello.
+  size_t pending_connections = 0;
+  /// Inbound transfers holding a slot.
   size_t incoming = 0;
   /// Unused, unexpired tokens (all sessions).
   size_t tokens = 0;
@@ -103,6 +135,11 @@ using adopt_fn = std::function<caf::expected<std::string>(
 /// expected byte (duplicate, out of order) fails the transfer; a partial
 /// object is never stored. Tokens are one-shot and expire.
 ///
+/// Inbound, one gate thread drives every connection through its TLS
+/// handshake and hello without blocking (each under its deadline, at most
+/// `max_pending_connections` at once); only a valid hello with a live
+/// token takes a slot and a serving thread.
+///
 /// Thread-safety: all members may be called from any thread. Inbound
 /// transfers run on their own threads; `send` blocks its caller.
 class data_plane : public std::enable_shared_from_this<data_plane> {
@@ -115,7 +152,8 @@ public:
 
   ~data_plane();
 
-  /// Stops accepting, aborts inbound transfers and joins their threads.
+  /// Stops accepting, aborts inbound and outbound transfers and joins
+  /// every thread.
   void stop();
 
   uint16_t port() const noexcept { return port_; }
@@ -133,15 +171,17 @@ public:
   size_t pending_tokens(uint64_t session);
 
   /// Sends `x` to the data plane at host:port under `token`; blocks until
-  /// the target stored it and returns the URI there. Errors: `object_lost`
-  /// (connection refused or broken), `timeout`, the target's error.
+  /// the target stored it and returns the URI there. Errors:
+  /// `object_lost` (connection refused or broken, node stopping),
+  /// `timeout` (a connect, handshake or step past its deadline),
+  /// `unauthenticated` (TLS), the target's error.
   caf::expected<std::string> send(const std::string& host, uint16_t port,
                                   const std::string& token, value_ptr x);
 
   const data_plane_counters& counters() const noexcept { return counters_; }
   const data_plane_options& options() const noexcept { return options_; }
 
-  /// Transfers and tokens held right now.
+  /// Connections, transfers and tokens held right now.
   data_plane_load load();
 
 private:
@@ -153,34 +193,54 @@ private:
     expiry_index::iterator expiry;
   };
 
+  struct pending_connection;
+  struct inbound;
+
   data_plane(data_plane_options options, adopt_fn adopt);
 
-  void accept_loop();
-  void serve(int fd);
+  // inbound
+  void gate_loop();
+  enum class progress { waiting, complete, dropped };
+  progress advance(pending_connection& c);
+  void admit(std::unique_ptr<pending_connection> c);
+  void serve(inbound& in);
+  void finish(std::unique_ptr<inbound> in);
   caf::expected<transfer_ticket> claim(const std::string& token);
+  caf::expected<transfer_ticket> claim_locked(const std::string& token);
   void drop_token(std::unordered_map<std::string, token_entry>::iterator i);
   void purge_expired_tokens(clock::time_point now);
   caf::expected<std::string> deliver_local(const std::string& token,
                                            value_ptr x);
+  void wake_gate();
+
+  // outbound
+  caf::expected<std::string> transmit(const std::string& host, uint16_t port,
+                                      const std::string& token, value_ptr x);
 
   data_plane_options options_;
   adopt_fn adopt_;
   std::shared_ptr<tls_context> tls_; // null: plain TCP
   int listen_fd_ = -1;
+  /// eventfd that wakes the gate (stop).
+  int wake_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
-  std::thread acceptor_;
+  std::thread gate_;
+  std::atomic<size_t> pending_count_{0};
+
   std::mutex mtx_;
   std::condition_variable idle_;
   // Tokens: by token, by expiry (oldest first) and counted per session.
   std::unordered_map<std::string, token_entry> tokens_;
   expiry_index expiry_;
   std::unordered_map<uint64_t, size_t> tokens_per_session_;
+  // Inbound transfers holding a slot.
   std::vector<int> active_fds_;
-  std::vector<int> outgoing_fds_;
   size_t active_ = 0;
-  /// Inbound transfers being served, per peer IP address.
-  std::map<std::string, size_t> active_per_peer_;
+  std::unordered_map<std::string, size_t> active_per_peer_;
+  // Outbound.
+  std::vector<int> outgoing_fds_;
+
   data_plane_counters counters_;
 };
 

@@ -1,7 +1,7 @@
-// Peers that attack a data plane below the protocol: token floods, and
-// TLS peers that hang up mid-handshake or mid-transfer (SIGPIPE). Each
-// case gets its typed error and the plane still moves real values
-// afterwards.
+// Peers that attack a data plane below the protocol: token floods, TLS
+// peers that hang up mid-handshake or mid-transfer (SIGPIPE), slow and
+// idle connections. Each case gets its typed error and the plane still
+// moves real values afterwards.
 
 #include "actors/data_plane.hpp"
 
@@ -456,6 +456,218 @@ TEST(data_plane_hostile, tls_sender_dying_mid_transfer_never_raises_sigpipe) {
   EXPECT_TRUE(guard.armed());
   EXPECT_EQ(sink.count(), 0u);
   expect_transfer_works(**source, **target, sink);
+}
+
+// -- deadlines and slots ------------------------------------------------------
+
+/// Runs `step` every `period` on a thread of its own until destroyed: the
+/// pace of a slow peer (a sleep here is the attack, not a wait).
+class trickler {
+public:
+  trickler(std::chrono::milliseconds period, std::function<bool()> step)
+      : thread_([this, period, step = std::move(step)] {
+          while (running_ && step())
+            std::this_thread::sleep_for(period);
+        }) {}
+  ~trickler() {
+    running_ = false;
+    thread_.join();
+  }
+
+private:
+  std::atomic<bool> running_{true};
+  std::thread thread_;
+};
+
+/// Raw client sockets, closed when the test's scope ends (after any
+/// trickler declared later has stopped writing to them).
+struct sockets {
+  std::vector<int> fds;
+  sockets() = default;
+  sockets(const sockets&) = delete;
+  ~sockets() {
+    for (int fd : fds)
+      ::close(fd);
+  }
+};
+
+/// The data plane's reply on a raw connection: a failure frame's code
+/// (credits skipped), or none when it closed without one.
+std::optional<errc> read_failure(int fd) {
+  for (;;) {
+    char f[16];
+    size_t got = 0;
+    while (got < sizeof(f)) {
+      auto n = ::recv(fd, f + got, sizeof(f) - got, 0);
+      if (n <= 0)
+        return std::nullopt;
+      got += static_cast<size_t>(n);
+    }
+    uint32_t type, length;
+    uint64_t arg;
+    std::memcpy(&type, f, 4);
+    std::memcpy(&length, f + 4, 4);
+    std::memcpy(&arg, f + 8, 8);
+    if (type == 2)
+      continue;
+    std::string body(length, '\0');
+    for (size_t at = 0; at < body.size();) {
+      auto n = ::recv(fd, body.data() + at, body.size() - at, 0);
+      if (n <= 0)
+        break;
+      at += static_cast<size_t>(n);
+    }
+    if (type != 4)
+      return errc::none;
+    return static_cast<errc>(arg);
+  }
+}
+
+TEST(data_plane_hostile, tls_handshake_has_its_own_deadline) {
+  auto opts = tls_plane("node1");
+  opts.handshake_timeout = 300ms;
+  opts.hello_timeout = 20s;
+  receiver sink;
+  auto target = data_plane::start(opts, sink.fn());
+  auto source = data_plane::start(tls_plane("node2"), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  // Half a ClientHello, then silence.
+  auto hello = client_hello();
+  int fd = dial((*target)->port());
+  auto start = clock_type::now();
+  ::send(fd, hello.data(), hello.size() / 2, MSG_NOSIGNAL);
+  char buf[64];
+  EXPECT_LE(::recv(fd, buf, sizeof(buf), 0), 0) << "closed without a word";
+  auto waited = ms_since(start);
+  ::close(fd);
+  EXPECT_GE(waited, 250);
+  EXPECT_LT(waited, 5000) << "dropped at the handshake deadline, not later";
+  EXPECT_EQ((*target)->counters().deadline_drops.load(), 1u);
+  expect_transfer_works(**source, **target, sink);
+}
+
+TEST(data_plane_hostile, slow_peers_are_dropped_at_the_hello_deadline) {
+  auto opts = tcp_options();
+  opts.hello_timeout = 1500ms;
+  receiver sink;
+  auto target = data_plane::start(opts, sink.fn());
+  auto source = data_plane::start(tcp_options(), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  auto per_peer = (*target)->options().max_incoming_per_peer;
+  ASSERT_EQ(per_peer, 8u);
+  // Eight peers from this address trickle a valid hello, one byte every
+  // 100 ms: each recv succeeds, the hello would take 4.8 s.
+  auto start = clock_type::now();
+  sockets slow;
+  for (size_t i = 0; i < per_peer; ++i)
+    slow.fds.push_back(dial((*target)->port()));
+  auto hello = hello_bytes(token_for(**target), 1000);
+  size_t sent = 0;
+  trickler trickle{100ms, [&] {
+                     for (int fd : slow.fds)
+                       ::send(fd, &hello[sent], 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                     return ++sent < hello.size();
+                   }};
+  // Real transfers from the same address go through meanwhile.
+  expect_transfer_works(**source, **target, sink);
+  EXPECT_LT(ms_since(start), 1500) << "waited for the slow peers' deadline";
+  // Each slow peer is dropped with `timeout` at its deadline.
+  for (int fd : slow.fds) {
+    auto code = read_failure(fd);
+    ASSERT_TRUE(code) << "closed without a failure frame";
+    EXPECT_EQ(*code, errc::timeout);
+  }
+  auto waited = ms_since(start);
+  EXPECT_GE(waited, 1400);
+  EXPECT_LT(waited, 4500) << "not dropped at the hello deadline";
+  EXPECT_EQ((*target)->counters().deadline_drops.load(), per_peer);
+  expect_transfer_works(**source, **target, sink);
+}
+
+TEST(data_plane_hostile, a_slow_sender_loses_its_slot_at_the_chunk_deadline) {
+  auto opts = tcp_options();
+  opts.chunk_timeout = 1s;
+  receiver sink;
+  auto target = data_plane::start(opts, sink.fn());
+  auto source = data_plane::start(tcp_options(), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  // A valid hello takes a slot; then one chunk frame, one byte a time.
+  int fd = dial((*target)->port());
+  auto frame = hello_bytes(token_for(**target), 1000) + chunk_header(1000, 0)
+               + std::string(1000, 'x');
+  ::send(fd, frame.data(), 48, MSG_NOSIGNAL);
+  ASSERT_TRUE(poll_until([&] { return (*target)->load().incoming == 1; }));
+  auto start = clock_type::now();
+  size_t sent = 48;
+  std::optional<errc> code;
+  int64_t waited = 0;
+  {
+    trickler trickle{100ms, [&] {
+                       ::send(fd, &frame[sent], 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+                       return ++sent < frame.size();
+                     }};
+    code = read_failure(fd);
+    waited = ms_since(start);
+  }
+  ::close(fd);
+  ASSERT_TRUE(code) << "closed without a failure frame";
+  EXPECT_EQ(*code, errc::timeout);
+  EXPECT_GE(waited, 900);
+  EXPECT_LT(waited, 4000);
+  EXPECT_TRUE(poll_until([&] { return (*target)->load().incoming == 0; }));
+  EXPECT_EQ(sink.count(), 0u);
+  expect_transfer_works(**source, **target, sink);
+}
+
+/// Idle sockets (connected, silent) against `target`: past
+/// `max_pending_connections` the oldest are evicted (told why when the
+/// connection is plain), the rest wait without a slot, and real transfers
+/// get through.
+void idle_connections_do_not_block(data_plane& source, data_plane& target,
+                                   receiver& sink, size_t idle_count) {
+  auto bound = target.options().max_pending_connections;
+  ASSERT_LT(bound, idle_count);
+  std::vector<int> idle;
+  for (size_t i = 0; i < idle_count; ++i)
+    idle.push_back(dial(target.port()));
+  ASSERT_TRUE(poll_until([&] {
+    return target.counters().evicted.load() == idle_count - bound;
+  })) << target.counters().evicted.load();
+  EXPECT_EQ(target.load().pending_connections, bound);
+  EXPECT_EQ(target.load().incoming, 0u) << "an idle socket holds a slot";
+  auto oldest = read_failure(idle.front());
+  if (target.options().tls.enabled()) {
+    EXPECT_FALSE(oldest) << "closed in its handshake: no frame possible";
+  } else {
+    ASSERT_TRUE(oldest);
+    EXPECT_EQ(*oldest, errc::resource_exhausted);
+  }
+  expect_transfer_works(source, target, sink);
+  expect_transfer_works(source, target, sink);
+  for (int fd : idle)
+    ::close(fd);
+}
+
+TEST(data_plane_hostile, idle_connections_cannot_starve_real_transfers) {
+  auto opts = tcp_options();
+  opts.hello_timeout = 60s; // idle for the whole test
+  receiver sink;
+  auto target = data_plane::start(opts, sink.fn());
+  auto source = data_plane::start(tcp_options(), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  ASSERT_EQ((*target)->options().max_pending_connections, 64u);
+  idle_connections_do_not_block(**source, **target, sink, 300);
+}
+
+TEST(data_plane_hostile, idle_tls_connections_cannot_starve_real_transfers) {
+  auto opts = tls_plane("node1");
+  opts.handshake_timeout = 60s; // idle for the whole test
+  opts.max_pending_connections = 16;
+  receiver sink;
+  auto target = data_plane::start(opts, sink.fn());
+  auto source = data_plane::start(tls_plane("node2"), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  idle_connections_do_not_block(**source, **target, sink, 100);
 }
 
 } // namespace
