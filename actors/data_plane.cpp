@@ -4,6 +4,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <future>
 #include <span>
 
 #include <arpa/inet.h>
@@ -240,6 +241,16 @@ void raise_high_mark(std::atomic<uint64_t>& mark, uint64_t value) {
   }
 }
 
+/// Runs a send callback; an exception from it must not end a sender
+/// thread (the node would lose a sender for good).
+void complete(send_callback& done, caf::expected<std::string> result) {
+  try {
+    done(std::move(result));
+  } catch (...) {
+    // nothing sensible to do with it here
+  }
+}
+
 } // namespace
 
 /// An inbound connection in its TLS handshake or hello, owned by the gate.
@@ -292,10 +303,10 @@ data_plane::start(data_plane_options options, adopt_fn adopt) {
   if (options.chunk_size == 0 || options.chunk_size > max_chunk)
     return make_error(errc::invalid_argument,
                       "transfer chunk size must be 1 B .. 64 MiB");
-  if (options.max_pending_connections == 0)
+  if (options.max_senders == 0 || options.max_pending_connections == 0)
     return make_error(errc::invalid_argument,
-                      "data plane: max_pending_connections must be at least "
-                      "1");
+                      "data plane: max_senders and max_pending_connections "
+                      "must be at least 1");
   using std::chrono::milliseconds;
   if (options.hello_timeout <= milliseconds{0}
       || options.handshake_timeout <= milliseconds{0}
@@ -379,12 +390,33 @@ void data_plane::stop() {
   wake_gate();
   if (gate_.joinable())
     gate_.join(); // closes every connection still in handshake or hello
+  std::deque<send_job> dropped;
   {
     std::lock_guard guard{mtx_};
     for (auto fd : active_fds_)
       ::shutdown(fd, SHUT_RDWR);
     for (auto fd : outgoing_fds_)
       ::shutdown(fd, SHUT_RDWR); // a stopping node abandons its sends
+    dropped.swap(queue_);
+  }
+  work_.notify_all();
+  for (auto& job : dropped) {
+    counters_.failed_out.fetch_add(1);
+    complete(job.done,
+             make_error(errc::object_lost, "transfer to " + job.host + ":"
+                                               + std::to_string(job.port)
+                                               + ": node is stopping"));
+  }
+  std::vector<std::thread> senders;
+  {
+    std::lock_guard guard{mtx_};
+    senders.swap(senders_);
+  }
+  for (auto& t : senders) {
+    if (t.get_id() == std::this_thread::get_id())
+      t.detach(); // stop() from a send callback: this thread ends by itself
+    else
+      t.join();
   }
   std::unique_lock guard{mtx_};
   idle_.wait(guard, [this] { return active_ == 0; });
@@ -402,6 +434,8 @@ data_plane_load data_plane::load() {
   result.pending_connections = pending_count_.load();
   result.incoming = active_;
   result.tokens = tokens_.size();
+  result.sender_threads = senders_.size();
+  result.queued_sends = queue_.size();
   return result;
 }
 
@@ -542,10 +576,16 @@ void data_plane::gate_loop() {
                                             + ms_text(limit)),
               true);
     }
+    expire_queued_sends(now);
     // Sleep until the next deadline, a socket event or a wake-up.
     auto next = clock::time_point::max();
     for (auto& c : pending)
       next = std::min(next, c->deadline);
+    {
+      std::lock_guard guard{mtx_};
+      if (!queue_.empty())
+        next = std::min(next, queue_.front().start_deadline);
+    }
     bool listening = now >= listener_resume;
     if (!listening)
       next = std::min(next, listener_resume);
@@ -806,21 +846,114 @@ caf::expected<std::string> data_plane::deliver_local(const std::string& token,
 
 // -- sending ------------------------------------------------------------------
 
+void data_plane::send_async(const std::string& host, uint16_t port,
+                            const std::string& token, value_ptr x,
+                            send_callback done) {
+  auto what = "transfer to " + host + ":" + std::to_string(port);
+  auto refuse = [&](caf::error err) {
+    counters_.failed_out.fetch_add(1);
+    complete(done, std::move(err));
+  };
+  if (!x)
+    return refuse(make_error(errc::invalid_argument, what + ": null value"));
+  if (token.size() != token_size)
+    return refuse(
+        make_error(errc::invalid_argument, what + ": malformed token"));
+  std::unique_lock guard{mtx_};
+  if (stopping_) {
+    guard.unlock();
+    return refuse(make_error(errc::object_lost, what + ": node is stopping"));
+  }
+  if (queue_.size() >= options_.max_queued_sends) {
+    guard.unlock();
+    counters_.refused_sends.fetch_add(1);
+    return refuse(make_error(
+        errc::resource_exhausted,
+        what + ": " + std::to_string(options_.max_queued_sends)
+            + " pushes already wait for a sender (limit max_queued_sends)"));
+  }
+  auto was_empty = queue_.empty();
+  queue_.push_back(send_job{host, port, token, std::move(x), std::move(done),
+                            clock::now() + options_.io_timeout});
+  if (queue_.size() > idle_senders_ && senders_.size() < options_.max_senders) {
+    try {
+      senders_.emplace_back([this] { sender_loop(); });
+    } catch (const std::system_error& e) {
+      if (senders_.empty()) {
+        // Nobody would ever take the push: fail it now, typed.
+        auto job = std::move(queue_.back());
+        queue_.pop_back();
+        guard.unlock();
+        counters_.refused_sends.fetch_add(1);
+        counters_.failed_out.fetch_add(1);
+        complete(job.done, make_error(errc::resource_exhausted,
+                                      what + ": cannot start a sender thread ("
+                                          + e.what() + ")"));
+        return;
+      }
+      // A running sender takes it when it is free.
+    }
+  }
+  work_.notify_one();
+  if (was_empty)
+    wake_gate(); // the gate watches the oldest push's start deadline
+}
+
 caf::expected<std::string> data_plane::send(const std::string& host,
                                             uint16_t port,
                                             const std::string& token,
                                             value_ptr x) {
-  auto what = "transfer to " + host + ":" + std::to_string(port);
-  caf::expected<std::string> result{std::string{}};
-  if (!x)
-    result = make_error(errc::invalid_argument, what + ": null value");
-  else if (token.size() != token_size)
-    result = make_error(errc::invalid_argument, what + ": malformed token");
-  else
-    result = transmit(host, port, token, std::move(x));
-  if (!result)
+  // Shared: the callback may still be inside set_value when get() returns.
+  auto box = std::make_shared<std::promise<caf::expected<std::string>>>();
+  auto result = box->get_future();
+  send_async(
+      host, port, token, std::move(x),
+      [box](caf::expected<std::string> r) { box->set_value(std::move(r)); });
+  return result.get();
+}
+
+void data_plane::sender_loop() {
+  for (;;) {
+    std::unique_lock guard{mtx_};
+    ++idle_senders_;
+    work_.wait(guard, [this] { return stopping_ || !queue_.empty(); });
+    --idle_senders_;
+    if (queue_.empty())
+      return; // stopping
+    auto job = std::move(queue_.front());
+    queue_.pop_front();
+    guard.unlock();
+    auto result
+        = job.start_deadline <= clock::now()
+              ? caf::expected<std::string>{make_error(
+                  errc::timeout, "transfer to " + job.host + ":"
+                                     + std::to_string(job.port)
+                                     + ": no sender free within "
+                                     + ms_text(options_.io_timeout))}
+              : transmit(job.host, job.port, job.token, std::move(job.value));
+    if (!result)
+      counters_.failed_out.fetch_add(1);
+    complete(job.done, std::move(result));
+  }
+}
+
+void data_plane::expire_queued_sends(clock::time_point now) {
+  std::vector<send_job> expired;
+  {
+    std::lock_guard guard{mtx_};
+    while (!queue_.empty() && queue_.front().start_deadline <= now) {
+      expired.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+  for (auto& job : expired) {
     counters_.failed_out.fetch_add(1);
-  return result;
+    complete(job.done,
+             make_error(errc::timeout, "transfer to " + job.host + ":"
+                                           + std::to_string(job.port)
+                                           + ": no sender free within "
+                                           + ms_text(options_.io_timeout)));
+  }
 }
 
 caf::expected<std::string> data_plane::transmit(const std::string& host,

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -63,9 +64,14 @@ struct data_plane_options {
   /// Unused transfer tokens of the whole node (all sessions): sessions
   /// are cheap, so the per-session cap alone would not bound the table.
   size_t max_tokens = 65'536;
+  /// Threads that push values to other nodes; pushes beyond them queue.
+  size_t max_senders = 8;
+  /// Pushes waiting for a sender thread; more are refused at once with
+  /// `resource_exhausted`.
+  size_t max_queued_sends = 1024;
   /// Deadline of each step of an outbound transfer (a write, waiting for
-  /// credit or for the target's reply); the receiving node also bounds its
-  /// adopt with it.
+  /// credit or for the target's reply) and of a push's wait for a free
+  /// sender thread; the receiving node also bounds its adopt with it.
   std::chrono::milliseconds io_timeout{30'000};
   /// Largest accepted inbound object (encoded bytes); 0 = no limit.
   uint64_t max_object_size = 0;
@@ -98,6 +104,9 @@ struct data_plane_counters {
   std::atomic<uint64_t> refused_in{0};
   /// `expect`s refused by a token cap.
   std::atomic<uint64_t> refused_tokens{0};
+  /// Pushes refused because the send queue was full or no sender thread
+  /// could start.
+  std::atomic<uint64_t> refused_sends{0};
 };
 
 /// What a data plane holds right now.
@@ -108,6 +117,10 @@ struct data_plane_load {
   size_t incoming = 0;
   /// Unused, unexpired tokens (all sessions).
   size_t tokens = 0;
+  /// Sender threads started (at most `max_senders`).
+  size_t sender_threads = 0;
+  /// Pushes waiting for a sender thread.
+  size_t queued_sends = 0;
 };
 
 /// Who an expected inbound transfer is for.
@@ -120,6 +133,10 @@ struct transfer_ticket {
 /// Stores a received value for the ticket's session; returns its URI.
 using adopt_fn = std::function<caf::expected<std::string>(
     const transfer_ticket&, value_ptr)>;
+
+/// Receives the outcome of an asynchronous send: the URI on the target or
+/// a typed error.
+using send_callback = std::function<void(caf::expected<std::string>)>;
 
 /// Worker-to-worker data movement over a dedicated TCP connection per
 /// transfer, next to (never inside) CAF's BASP connection, so bulk bytes
@@ -138,10 +155,12 @@ using adopt_fn = std::function<caf::expected<std::string>(
 /// Inbound, one gate thread drives every connection through its TLS
 /// handshake and hello without blocking (each under its deadline, at most
 /// `max_pending_connections` at once); only a valid hello with a live
-/// token takes a slot and a serving thread.
+/// token takes a slot and a serving thread. Outbound, at most
+/// `max_senders` threads push; further pushes queue.
 ///
-/// Thread-safety: all members may be called from any thread. Inbound
-/// transfers run on their own threads; `send` blocks its caller.
+/// Thread-safety: all members may be called from any thread, except that
+/// a send callback must not destroy the data plane. Inbound transfers run
+/// on their own threads; `send` blocks its caller.
 class data_plane : public std::enable_shared_from_this<data_plane> {
 public:
   using clock = std::chrono::steady_clock;
@@ -152,8 +171,8 @@ public:
 
   ~data_plane();
 
-  /// Stops accepting, aborts inbound and outbound transfers and joins
-  /// every thread.
+  /// Stops accepting, aborts inbound and outbound transfers, fails queued
+  /// pushes (`object_lost`) and joins every thread.
   void stop();
 
   uint16_t port() const noexcept { return port_; }
@@ -170,18 +189,26 @@ public:
   /// Unexpired, unused tokens of `session`; O(1) amortized.
   size_t pending_tokens(uint64_t session);
 
-  /// Sends `x` to the data plane at host:port under `token`; blocks until
-  /// the target stored it and returns the URI there. Errors:
-  /// `object_lost` (connection refused or broken, node stopping),
-  /// `timeout` (a connect, handshake or step past its deadline),
-  /// `unauthenticated` (TLS), the target's error.
+  /// Sends `x` to the data plane at host:port under `token` on a sender
+  /// thread; `done` runs exactly once with the URI on the target or an
+  /// error: `object_lost` (connection refused or broken, node stopping),
+  /// `timeout` (no sender free within `io_timeout`, a connect, handshake
+  /// or step past its deadline), `unauthenticated` (TLS), the target's
+  /// error, or `resource_exhausted` (`max_queued_sends` pushes waiting or
+  /// no sender thread could start). `done` runs on a data-plane thread,
+  /// or on the caller's when the push is refused at once.
+  void send_async(const std::string& host, uint16_t port,
+                  const std::string& token, value_ptr x, send_callback done);
+
+  /// Blocking `send_async`: returns what its callback receives. Must not
+  /// be called from a send callback (it could wait for its own thread).
   caf::expected<std::string> send(const std::string& host, uint16_t port,
                                   const std::string& token, value_ptr x);
 
   const data_plane_counters& counters() const noexcept { return counters_; }
   const data_plane_options& options() const noexcept { return options_; }
 
-  /// Connections, transfers and tokens held right now.
+  /// Connections, transfers, tokens and senders held right now.
   data_plane_load load();
 
 private:
@@ -191,6 +218,17 @@ private:
   struct token_entry {
     transfer_ticket ticket;
     expiry_index::iterator expiry;
+  };
+
+  /// A push waiting for (or running on) a sender thread.
+  struct send_job {
+    std::string host;
+    uint16_t port = 0;
+    std::string token;
+    value_ptr value;
+    send_callback done;
+    /// A push not started by then fails with `timeout`.
+    clock::time_point start_deadline;
   };
 
   struct pending_connection;
@@ -214,6 +252,8 @@ private:
   void wake_gate();
 
   // outbound
+  void sender_loop();
+  void expire_queued_sends(clock::time_point now);
   caf::expected<std::string> transmit(const std::string& host, uint16_t port,
                                       const std::string& token, value_ptr x);
 
@@ -221,7 +261,7 @@ private:
   adopt_fn adopt_;
   std::shared_ptr<tls_context> tls_; // null: plain TCP
   int listen_fd_ = -1;
-  /// eventfd that wakes the gate (stop).
+  /// eventfd that wakes the gate (stop, first queued push).
   int wake_fd_ = -1;
   uint16_t port_ = 0;
   std::atomic<bool> stopping_{false};
@@ -240,6 +280,10 @@ private:
   std::unordered_map<std::string, size_t> active_per_peer_;
   // Outbound.
   std::vector<int> outgoing_fds_;
+  std::deque<send_job> queue_;
+  std::condition_variable work_;
+  std::vector<std::thread> senders_;
+  size_t idle_senders_ = 0;
 
   data_plane_counters counters_;
 };

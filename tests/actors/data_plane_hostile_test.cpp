@@ -1,7 +1,7 @@
-// Peers that attack a data plane below the protocol: token floods, TLS
-// peers that hang up mid-handshake or mid-transfer (SIGPIPE), slow and
-// idle connections. Each case gets its typed error and the plane still
-// moves real values afterwards.
+// Peers that attack a data plane below the protocol: TLS peers that hang
+// up mid-handshake or mid-transfer (SIGPIPE), slow and idle connections,
+// token floods and pushes to a listener that never answers. Each case gets
+// its typed error and the plane still moves real values afterwards.
 
 #include "actors/data_plane.hpp"
 
@@ -668,6 +668,155 @@ TEST(data_plane_hostile, idle_tls_connections_cannot_starve_real_transfers) {
   auto source = data_plane::start(tls_plane("node2"), receiver{}.fn());
   ASSERT_TRUE(target && source);
   idle_connections_do_not_block(**source, **target, sink, 100);
+}
+
+// -- bounded senders ----------------------------------------------------------
+
+/// Threads of this process right now.
+size_t thread_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] auto& entry :
+       std::filesystem::directory_iterator{"/proc/self/task"})
+    ++n;
+  return n;
+}
+
+/// Outcomes of asynchronous sends.
+struct outcomes {
+  std::mutex mtx;
+  std::vector<std::pair<errc, int64_t>> results; // code, ms after submit
+  std::atomic<size_t> done{0};
+
+  send_callback track(clock_type::time_point submitted) {
+    return [this, submitted](caf::expected<std::string> r) {
+      std::lock_guard guard{mtx};
+      results.emplace_back(r ? errc::none : code_of(r.error()),
+                           ms_since(submitted));
+      done.fetch_add(1);
+    };
+  }
+};
+
+TEST(data_plane_hostile, pushes_to_a_silent_listener_are_bounded) {
+  listener silent{512}; // accepts in the kernel, never reads or answers
+  auto opts = tcp_options();
+  opts.io_timeout = 1s;
+  opts.handshake_timeout = 1s;
+  receiver sink;
+  auto source = data_plane::start(opts, receiver{}.fn());
+  auto target = data_plane::start(tcp_options(), sink.fn());
+  ASSERT_TRUE(source && target);
+  auto bound = (*source)->options().max_senders;
+  ASSERT_EQ(bound, 8u);
+  auto baseline = thread_count();
+  constexpr size_t pushes = 300;
+  outcomes out;
+  auto x = iota_tensor(1000);
+  for (size_t i = 0; i < pushes; ++i)
+    (*source)->send_async("127.0.0.1", silent.port, std::string(32, 'e'), x,
+                          out.track(clock_type::now()));
+  size_t most = 0;
+  ASSERT_TRUE(poll_until(
+      [&] {
+        most = std::max(most, thread_count());
+        return out.done.load() == pushes;
+      },
+      20s));
+  EXPECT_LE(most, baseline + bound) << "threads: " << most;
+  EXPECT_EQ((*source)->load().sender_threads, bound);
+  // Each fails with `timeout` within its deadline: the wait for a sender
+  // (io_timeout), connect (handshake_timeout) and one step (io_timeout).
+  std::lock_guard guard{out.mtx};
+  for (auto& [code, ms] : out.results) {
+    EXPECT_EQ(code, errc::timeout);
+    EXPECT_LT(ms, 3000 + 1000);
+  }
+  EXPECT_EQ((*source)->counters().failed_out.load(), pushes);
+  std::cout << "[ measure  ] threads before " << baseline << ", at most "
+            << most << " during " << pushes << " pushes\n";
+  expect_transfer_works(**source, **target, sink);
+}
+
+TEST(data_plane_hostile, pushes_beyond_the_queue_are_refused_at_once) {
+  listener silent{512};
+  auto opts = tcp_options();
+  opts.io_timeout = 1s;
+  opts.max_senders = 2;
+  opts.max_queued_sends = 10;
+  receiver sink;
+  auto source = data_plane::start(opts, receiver{}.fn());
+  auto target = data_plane::start(tcp_options(), sink.fn());
+  ASSERT_TRUE(source && target);
+  outcomes out;
+  auto x = iota_tensor(10);
+  for (size_t i = 0; i < 50; ++i)
+    (*source)->send_async("127.0.0.1", silent.port, std::string(32, 'f'), x,
+                          out.track(clock_type::now()));
+  ASSERT_TRUE(poll_until([&] { return out.done.load() == 50; }));
+  size_t refused = 0;
+  size_t timed_out = 0;
+  std::lock_guard guard{out.mtx};
+  for (auto& [code, ms] : out.results) {
+    refused += code == errc::resource_exhausted && ms < 500 ? 1 : 0;
+    timed_out += code == errc::timeout ? 1 : 0;
+  }
+  // 2 running + 10 queued; the senders may not have taken theirs yet.
+  EXPECT_GE(refused, 38u);
+  EXPECT_LE(refused, 40u);
+  EXPECT_EQ(refused + timed_out, 50u);
+  EXPECT_EQ((*source)->counters().refused_sends.load(), refused);
+  expect_transfer_works(**source, **target, sink);
+}
+
+TEST(data_plane_hostile, a_sender_that_cannot_start_is_a_typed_error) {
+  // A child process whose address space is too small for another thread
+  // stack: the push fails with resource_exhausted, and its callback runs.
+  auto pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0)
+    try {
+      auto source = data_plane::start(tcp_options(), receiver{}.fn());
+      if (!source)
+        ::_exit(2);
+      std::ifstream status{"/proc/self/status"};
+      std::string line;
+      rlim_t vm = 0;
+      while (std::getline(status, line))
+        if (line.rfind("VmSize:", 0) == 0)
+          vm = std::stoull(line.substr(7)) * 1024;
+      rlimit lim{vm + (2u << 20), vm + (2u << 20)};
+      if (vm == 0 || ::setrlimit(RLIMIT_AS, &lim) != 0)
+        ::_exit(3);
+      // glibc reuses the stacks of threads that ended (the parent's earlier
+      // tests left some): take them all, so the next thread needs a new one.
+      std::mutex never;
+      never.lock();
+      for (int i = 0; i < 64; ++i) {
+        try {
+          std::thread{[&never] {
+            never.lock();
+          }}.detach();
+        } catch (const std::system_error&) {
+          break;
+        }
+      }
+      std::atomic<int> code{-1};
+      (*source)->send_async("127.0.0.1", 1, std::string(32, 'g'),
+                            iota_tensor(10), [&](caf::expected<std::string> r) {
+                              code = r ? 0
+                                       : static_cast<int>(code_of(r.error()));
+                            });
+      ::_exit(code == static_cast<int>(errc::resource_exhausted) ? 0
+                                                                 : 10 + code);
+    } catch (...) {
+      ::_exit(4); // the child must never return into GoogleTest
+    }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "2: no plane, 3: no limit, 4: exception, 9: callback did not run, "
+         "else 10 + code";
 }
 
 } // namespace
