@@ -62,6 +62,14 @@ auto later() {
   return std::chrono::steady_clock::now() + 30s;
 }
 
+/// A token of `target` for `session` (a test setup step: it must work).
+std::string token_for(data_plane& target, uint64_t session,
+                      std::chrono::steady_clock::time_point deadline) {
+  auto token = target.expect(session, deadline);
+  EXPECT_TRUE(token) << describe(token.error());
+  return token ? *token : std::string(32, '0');
+}
+
 /// A raw client socket connected to `port`.
 int dial(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -107,7 +115,7 @@ TEST(data_plane, moves_a_large_tensor_with_bounded_bytes_in_flight) {
   auto source = data_plane::start(tcp_options(), receiver{}.fn());
   ASSERT_TRUE(target && source);
   auto x = iota_tensor(8 << 20); // 64 MiB
-  auto token = (*target)->expect(42, later());
+  auto token = token_for(**target, 42, later());
   auto uri = (*source)->send("127.0.0.1", (*target)->port(), token, x);
   ASSERT_TRUE(uri) << describe(uri.error());
   EXPECT_EQ(*uri, "mem://received-1");
@@ -129,7 +137,7 @@ TEST(data_plane, tokens_are_one_shot) {
   auto target = data_plane::start(tcp_options(), sink.fn());
   auto source = data_plane::start(tcp_options(), receiver{}.fn());
   ASSERT_TRUE(target && source);
-  auto token = (*target)->expect(1, later());
+  auto token = token_for(**target, 1, later());
   auto x = iota_tensor(10);
   ASSERT_TRUE((*source)->send("127.0.0.1", (*target)->port(), token, x));
   auto again = (*source)->send("127.0.0.1", (*target)->port(), token, x);
@@ -147,7 +155,7 @@ TEST(data_plane, expired_tokens_are_refused) {
   auto target = data_plane::start(tcp_options(), sink.fn());
   auto source = data_plane::start(tcp_options(), receiver{}.fn());
   ASSERT_TRUE(target && source);
-  auto token = (*target)->expect(1, std::chrono::steady_clock::now() - 1s);
+  auto token = token_for(**target, 1, std::chrono::steady_clock::now() - 1s);
   auto r
       = (*source)->send("127.0.0.1", (*target)->port(), token, iota_tensor(4));
   ASSERT_FALSE(r);
@@ -192,7 +200,7 @@ TEST(data_plane, out_of_order_and_duplicate_chunks_are_rejected) {
   ASSERT_TRUE(target);
   auto bytes = encode(*iota_tensor(1000));
   for (uint64_t bad_offset : {uint64_t{100}, uint64_t{0}}) {
-    auto token = (*target)->expect(7, later());
+    auto token = token_for(**target, 7, later());
     int fd = dial((*target)->port());
     send_hello(fd, token, bytes.size());
     send_chunk(fd, 0, bytes.data(), 100);
@@ -211,7 +219,7 @@ TEST(data_plane, sender_dying_mid_stream_leaves_nothing_behind) {
   auto target = data_plane::start(tcp_options(), sink.fn());
   ASSERT_TRUE(target);
   auto bytes = encode(*iota_tensor(100000));
-  auto token = (*target)->expect(7, later());
+  auto token = token_for(**target, 7, later());
   int fd = dial((*target)->port());
   send_hello(fd, token, bytes.size());
   send_chunk(fd, 0, bytes.data(), 4096);
@@ -258,7 +266,7 @@ TEST(data_plane, oversize_objects_are_refused) {
   auto target = data_plane::start(opts, sink.fn());
   auto source = data_plane::start(tcp_options(), receiver{}.fn());
   ASSERT_TRUE(target && source);
-  auto token = (*target)->expect(1, later());
+  auto token = token_for(**target, 1, later());
   auto r = (*source)->send("127.0.0.1", (*target)->port(), token,
                            iota_tensor(1 << 20));
   ASSERT_FALSE(r);
@@ -275,7 +283,7 @@ TEST(data_plane, in_process_shortcut_copies_no_bytes) {
   auto source = data_plane::start(opts, receiver{}.fn());
   ASSERT_TRUE(target && source);
   auto x = iota_tensor(1 << 20);
-  auto token = (*target)->expect(3, later());
+  auto token = token_for(**target, 3, later());
   auto r = (*source)->send("127.0.0.1", (*target)->port(), token, x);
   ASSERT_TRUE(r) << describe(r.error());
   ASSERT_EQ(sink.count(), 1u);

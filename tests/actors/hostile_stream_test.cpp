@@ -12,7 +12,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
@@ -148,8 +150,10 @@ protected:
   uint16_t port() { return nodes().node(1).data->port(); }
 
   std::string token() {
-    return nodes().node(1).data->expect(999, std::chrono::steady_clock::now()
-                                                 + std::chrono::minutes{1});
+    auto t = nodes().node(1).data->expect(999, std::chrono::steady_clock::now()
+                                                   + std::chrono::minutes{1});
+    EXPECT_TRUE(t) << describe(t.error());
+    return t ? *t : std::string(32, '0');
   }
 
   /// The kept object is intact and moves to rank 1 like any other.
@@ -272,23 +276,73 @@ TEST_F(hostile_stream, tokens_are_one_shot) {
 }
 
 TEST_F(hostile_stream, one_peer_cannot_take_every_transfer_slot) {
-  auto limit = nodes().node(1).data->options().max_incoming_per_peer;
+  auto& target = *nodes().node(1).data;
+  auto limit = target.options().max_incoming_per_peer;
   ASSERT_GT(limit, 0u);
-  ASSERT_LT(limit, nodes().node(1).data->options().max_incoming);
-  std::vector<std::unique_ptr<raw_connection>> idle;
+  ASSERT_LT(limit, target.options().max_incoming);
+  // Only a valid hello takes a slot (idle sockets do not): these senders
+  // hold real tokens and stall after their hello.
+  std::vector<std::unique_ptr<raw_connection>> stalled;
   for (size_t i = 0; i < limit; ++i) {
-    idle.push_back(std::make_unique<raw_connection>(port()));
-    ASSERT_TRUE(idle.back()->connected());
+    stalled.push_back(std::make_unique<raw_connection>(port()));
+    ASSERT_TRUE(stalled.back()->connected());
+    stalled.back()->hello(token(), encoding_.size());
   }
+  ASSERT_TRUE(poll_until([&] { return target.load().incoming == limit; }));
   raw_connection extra{port()};
+  extra.hello(token(), encoding_.size());
   auto r = extra.read_reply();
   ASSERT_EQ(r.type, 4u);
   EXPECT_EQ(static_cast<errc>(r.arg), errc::resource_exhausted) << r.body;
   EXPECT_NE(r.body.find("objstore.max-transfers-per-peer"), std::string::npos)
       << r.body;
-  idle.clear(); // the node serves again once the slots are given back
+  stalled.clear(); // the node serves again once the slots are given back
   EXPECT_TRUE(poll_until([&] { return bool{drv_->transfer(kept_, 0, 1)}; }));
   expect_serving();
+}
+
+TEST_F(hostile_stream, slow_peers_cannot_block_transfers) {
+  // Eight connections from the driver's address trickle a hello, one byte
+  // every 200 ms; none of them holds an inbound slot meanwhile.
+  std::vector<std::unique_ptr<raw_connection>> slow;
+  for (int i = 0; i < 8; ++i) {
+    slow.push_back(std::make_unique<raw_connection>(port()));
+    ASSERT_TRUE(slow.back()->connected());
+  }
+  auto hello = std::string{"OSXF"} + std::string(44, '\1');
+  std::atomic<bool> trickling{true};
+  std::thread trickle{[&] {
+    for (size_t at = 0; at < hello.size() && trickling; ++at) {
+      for (auto& c : slow)
+        c->write(&hello[at], 1);
+      std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    }
+  }};
+  auto start = std::chrono::steady_clock::now();
+  expect_serving();
+  auto took = elapsed_ms(start);
+  trickling = false;
+  trickle.join();
+  EXPECT_LT(took, 2000) << "a transfer waited for slow peers";
+  std::cout << "[ measure  ] transfer next to 8 slow peers: " << took
+            << " ms\n";
+}
+
+TEST_F(hostile_stream, idle_connections_cannot_block_transfers) {
+  auto& target = *nodes().node(1).data;
+  std::vector<std::unique_ptr<raw_connection>> idle;
+  for (int i = 0; i < 1000; ++i) {
+    idle.push_back(std::make_unique<raw_connection>(port()));
+    ASSERT_TRUE(idle.back()->connected());
+  }
+  auto bound = target.options().max_pending_connections;
+  ASSERT_TRUE(poll_until(
+      [&] { return target.counters().evicted.load() >= 1000 - bound; }));
+  EXPECT_EQ(target.load().incoming, 0u);
+  auto start = std::chrono::steady_clock::now();
+  expect_serving();
+  std::cout << "[ measure  ] transfer next to 1000 idle connections: "
+            << elapsed_ms(start) << " ms\n";
 }
 
 TEST_F(hostile_stream, a_session_cannot_hoard_transfer_tokens) {

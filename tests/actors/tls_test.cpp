@@ -227,7 +227,8 @@ TEST(tls, data_plane_refuses_plain_and_rogue_senders) {
         });
     EXPECT_TRUE(sender) << describe(sender.error());
     auto token = target.expect(1, std::chrono::steady_clock::now() + 30s);
-    return (*sender)->send("127.0.0.1", target.port(), token, value);
+    EXPECT_TRUE(token) << describe(token.error());
+    return (*sender)->send("127.0.0.1", target.port(), *token, value);
   };
   auto before = target.counters().transfers_in.load();
   auto plain = attempt({});

@@ -65,6 +65,8 @@ struct harness {
   void raw_transfer(uint64_t total, const uint8_t* stream, size_t size) {
     auto token = target->expect(1, std::chrono::steady_clock::now()
                                        + std::chrono::seconds{30});
+    if (!token)
+      fuzz::fail(describe(token.error()));
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
@@ -76,7 +78,7 @@ struct harness {
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     char hello[48] = {'O', 'S', 'X', 'F', 1, 0, 0, 0};
-    std::memcpy(hello + 8, token.data(), 32);
+    std::memcpy(hello + 8, token->data(), 32);
     std::memcpy(hello + 40, &total, 8);
     std::string out{hello, sizeof(hello)};
     out.append(reinterpret_cast<const char*>(stream), size);
@@ -120,7 +122,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The node still serves a regular transfer.
   auto token = h->target->expect(1, std::chrono::steady_clock::now()
                                         + std::chrono::seconds{30});
-  auto sent = h->source->send("127.0.0.1", h->target->port(), token, h->sample);
+  OBJSTORE_FUZZ_CHECK(token, describe(token.error()));
+  auto sent
+      = h->source->send("127.0.0.1", h->target->port(), *token, h->sample);
   OBJSTORE_FUZZ_CHECK(sent, describe(sent.error()));
   return 0;
 }
