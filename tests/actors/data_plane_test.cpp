@@ -172,8 +172,10 @@ TEST(data_plane, expired_tokens_are_refused) {
   EXPECT_EQ((*target)->counters().failed_in.load(), 1u);
   EXPECT_EQ((*target)->counters().transfers_in.load(), 0u);
   // The same transfer under a live token goes through.
-  auto fresh = (*source)->send("127.0.0.1", (*target)->port(),
-                               (*target)->expect(1, later()), iota_tensor(4));
+  auto live = (*target)->expect(1, later());
+  ASSERT_TRUE(live) << describe(live.error());
+  auto fresh = (*source)->send("127.0.0.1", (*target)->port(), *live,
+                               iota_tensor(4));
   ASSERT_TRUE(fresh) << describe(fresh.error());
   EXPECT_EQ(sink.count(), 1u);
 }
