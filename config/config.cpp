@@ -119,7 +119,8 @@ caf::error config::load(int argc, char** argv) {
 
 std::string config::help_text(std::string_view usage) const {
   std::string out{usage};
-  out += "\n\nobjstore options (command line --objstore.NAME=VALUE, or NAME=VALUE"
+  out += "\n\nobjstore options (command line --objstore.NAME=VALUE, or "
+         "NAME=VALUE"
          "\nunder [objstore] in caf-application.ini / --config-file=PATH):\n";
   for (auto& opt : custom_options_) {
     if (opt.category() != "objstore")
