@@ -56,6 +56,7 @@ local_cluster::start(local_cluster_options options) {
     opts.max_graph_bytes = options.max_graph_bytes;
     opts.operator_secret = result->operator_secret_;
     opts.principals = options.principals;
+    opts.connections = options.connections;
     opts.store.fs_shared_roots = options.shared_roots;
     opts.data = options.data;
     opts.data.tls = options.tls;
@@ -68,13 +69,12 @@ local_cluster::start(local_cluster_options options) {
     if (!handles)
       return std::move(handles.error());
     rt->handles = std::move(*handles);
-    auto port = publish_worker(*rt->sys, rt->handles.worker, 0, "127.0.0.1");
+    auto port = publish_node(*rt->sys, rt->handles, 0, "127.0.0.1");
     if (!port)
       return make_error(errc::io_error, "cannot publish rank "
                                             + std::to_string(rank) + ": "
                                             + describe(port.error()));
     rt->port = *port;
-    rt->handles.published_port->store(*port);
     result->spec_.workers.push_back({"127.0.0.1", *port});
     result->nodes_.push_back(std::move(rt));
   }

@@ -48,6 +48,8 @@ struct local_cluster_options {
   /// Data plane of every node. Transfers go over loopback TCP unless
   /// `data.local_shortcut` is set (then they hand values over by pointer,
   /// as between nodes of one embedding process).
+  /// Closing connections to the workers' ports that carry no session.
+  connection_guard_options connections;
   data_plane_options data = [] {
     data_plane_options opts;
     opts.local_shortcut = false;

@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/store_actor.hpp"
+#include "actors/tls.hpp"
 #include "actors/transfer_actor.hpp"
 #include "actors/worker_actor.hpp"
 #include "store/error.hpp"
@@ -82,6 +83,8 @@ caf::expected<node_handles> spawn_node(caf::actor_system& sys,
   options.running_tasks = result.running_tasks;
   result.published_port = std::make_shared<std::atomic<uint16_t>>(0);
   options.published_port = result.published_port;
+  result.guard = std::make_shared<connection_guard>(sys, options.connections);
+  options.guard = result.guard;
   result.store = sys.spawn<caf::detached>(store_actor_impl, result.objects);
   result.transfer = sys.spawn(transfer_actor_impl, result.data);
   result.worker
@@ -93,8 +96,22 @@ caf::expected<node_handles> spawn_node(caf::actor_system& sys,
   return result;
 }
 
+caf::expected<uint16_t> publish_node(caf::actor_system& sys,
+                                     const node_handles& node, uint16_t port,
+                                     const std::string& host) {
+  auto bound = publish_worker(sys, node.worker, port, host);
+  if (!bound)
+    return bound;
+  node.published_port->store(*bound);
+  if (node.guard)
+    node.guard->watch(*bound);
+  return bound;
+}
+
 void stop_node(const node_handles& node, caf::exit_reason reason) {
   node.stopping->store(true);
+  if (node.guard)
+    node.guard->stop();
   caf::anon_send_exit(node.worker, reason);
   caf::anon_send_exit(node.store, reason);
   caf::anon_send_exit(node.transfer, reason);

@@ -8,6 +8,7 @@
 #include <caf/actor_system.hpp>
 #include <caf/expected.hpp>
 
+#include "actors/connection_guard.hpp"
 #include "actors/data_plane.hpp"
 #include "actors/op_registry.hpp"
 #include "messages/interfaces.hpp"
@@ -58,6 +59,11 @@ struct node_options {
   /// Sessions open at once; `hello` beyond it is `resource_exhausted`, so
   /// free sessions cannot grow the node's tables without bound. 0 = none.
   size_t max_sessions = 1024;
+  /// Closing connections to the worker's port that carry no session.
+  connection_guard_options connections;
+  /// The node's connection guard (spawn_node makes it; the worker tells it
+  /// which nodes hold sessions).
+  std::shared_ptr<connection_guard> guard;
 };
 
 /// The actors of one node and its shared state.
@@ -77,6 +83,9 @@ struct node_handles {
   /// Set it after publishing the worker (local_cluster and objstore-node
   /// do): see node_options::published_port.
   std::shared_ptr<std::atomic<uint16_t>> published_port;
+  /// Closes connections to the published port that carry no session once
+  /// `publish_node` (or the embedder, with `guard->watch(port)`) starts it.
+  std::shared_ptr<connection_guard> guard;
 };
 
 /// Sets SIGPIPE to ignored unless the process installed its own handler:
@@ -91,6 +100,14 @@ void ignore_sigpipe();
 /// Errors: those of object_store::make (fs roots).
 caf::expected<node_handles> spawn_node(caf::actor_system& sys,
                                        node_options options);
+
+/// Publishes the node's worker on `host:port` (TLS when `sys` has the
+/// openssl manager; port 0 picks a free one), records the port
+/// (node_handles::published_port) and starts the connection guard on it.
+/// Returns the bound port.
+caf::expected<uint16_t> publish_node(caf::actor_system& sys,
+                                     const node_handles& node, uint16_t port,
+                                     const std::string& host);
 
 /// Stops a node's actors: running kernels are cancelled, the actors exit
 /// with `reason`; peers monitoring them see a down message.

@@ -8,8 +8,11 @@
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/all.hpp>
 
+#include <dlfcn.h>
+
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
@@ -162,3 +165,55 @@ std::string openssl_reason(const char* fallback) {
 } // namespace detail
 
 } // namespace objstore
+
+// CAF 0.17's openssl module reads SSL_get_error without clearing the
+// thread's OpenSSL error queue before its SSL calls, which OpenSSL requires.
+// OpenSSL 3 leaves an error in that queue when a peer closes a connection
+// before its handshake ends; the next SSL_read of *another* connection on
+// CAF's network thread then reads as a fatal error and CAF drops that
+// connection. One bare TCP connect-and-close to a TLS worker's port ended
+// every driver's session on it (session_test, `..._closed_before_tls`).
+// These definitions interpose the four I/O calls CAF makes (the executable's
+// symbols come before libssl's) and clear the queue first, as documented.
+namespace {
+
+template <class F>
+F next_symbol(const char* name) {
+  auto f = reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
+  if (f == nullptr) {
+    std::fprintf(stderr, "objstore: cannot find OpenSSL's %s: %s\n", name,
+                 dlerror());
+    std::abort();
+  }
+  return f;
+}
+
+} // namespace
+
+extern "C" {
+
+int SSL_read(SSL* ssl, void* buf, int num) {
+  static auto next = next_symbol<int (*)(SSL*, void*, int)>("SSL_read");
+  ERR_clear_error();
+  return next(ssl, buf, num);
+}
+
+int SSL_write(SSL* ssl, const void* buf, int num) {
+  static auto next = next_symbol<int (*)(SSL*, const void*, int)>("SSL_write");
+  ERR_clear_error();
+  return next(ssl, buf, num);
+}
+
+int SSL_accept(SSL* ssl) {
+  static auto next = next_symbol<int (*)(SSL*)>("SSL_accept");
+  ERR_clear_error();
+  return next(ssl);
+}
+
+int SSL_connect(SSL* ssl) {
+  static auto next = next_symbol<int (*)(SSL*)>("SSL_connect");
+  ERR_clear_error();
+  return next(ssl);
+}
+
+} // extern "C"

@@ -271,6 +271,8 @@ caf::expected<session_info> open_session(self_ptr self,
   if (st.opened_by.count(addr) == 0)
     self->monitor(sender);
   st.opened_by.emplace(addr, x.id);
+  if (st.options.guard)
+    st.options.guard->session_opened(addr.node());
   session_info info;
   info.rank = st.options.rank;
   info.node_id = st.objects->options().node_id;
@@ -302,6 +304,8 @@ uint64_t drop_session(self_ptr self, session_id s) {
     j->second->store(true, std::memory_order_relaxed);
   auto opener = i->second.opener;
   st.sessions.erase(i);
+  if (st.options.guard)
+    st.options.guard->session_closed(opener.node());
   auto [first, last] = st.opened_by.equal_range(opener);
   for (auto j = first; j != last; ++j) {
     if (j->second == s) {
@@ -518,6 +522,10 @@ worker_stats session_stats(self_ptr self, session_id s) {
     if (e.pins > 0)
       ++result.pinned_objects;
   }
+  // Tasks in task actors; inline ones finish before the next message.
+  auto first = st.running.lower_bound({s, 0});
+  auto last = st.running.lower_bound({s + 1, 0});
+  result.tasks_running = static_cast<uint64_t>(std::distance(first, last));
   return result;
 }
 

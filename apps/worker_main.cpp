@@ -62,15 +62,14 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
     std::cerr << "objstore-node: " << describe(node.error()) << '\n';
     return 1;
   }
-  auto port = publish_worker(sys, node->worker, static_cast<uint16_t>(cfg.port),
-                             cfg.host);
+  auto port = publish_node(sys, *node, static_cast<uint16_t>(cfg.port),
+                           cfg.host);
   if (!port) {
     std::cerr << "objstore-node: cannot listen on " << cfg.host << ":"
               << cfg.port << ": " << describe(port.error()) << '\n';
     stop_node(*node);
     return 1;
   }
-  node->published_port->store(*port);
   auto st = node->objects->stats();
   std::cout << "objstore-node: worker rank " << cfg.rank << " listening on "
             << cfg.host << ":" << *port << " (data port "

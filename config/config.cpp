@@ -39,6 +39,14 @@ const std::vector<std::string>& config::option_names() {
                                               "max-graph-ops",
                                               "max-graph-bytes",
                                               "max-transfers-per-peer",
+                                              "sessionless-timeout",
+                                              "max-sessionless-connections",
+                                              "hello-timeout",
+                                              "chunk-timeout",
+                                              "max-pending-connections",
+                                              "max-senders",
+                                              "max-queued-sends",
+                                              "max-tokens",
                                               "fetch-policy",
                                               "operator-secret-file",
                                               "max-sessions",
@@ -75,6 +83,24 @@ config::config() {
            "most bytes of ops, attributes and URIs of one task (0: none)")
       .add(max_transfers_per_peer, "max-transfers-per-peer",
            "inbound transfers at once from one peer address (0: none)")
+      .add(sessionless_timeout, "sessionless-timeout",
+           "close connections without a session this long after they open "
+           "(0: never)")
+      .add(max_sessionless_connections, "max-sessionless-connections",
+           "connections without a session kept at once; the oldest go first "
+           "(0: none)")
+      .add(hello_timeout, "hello-timeout",
+           "data plane: deadline of an inbound connection's hello")
+      .add(chunk_timeout, "chunk-timeout",
+           "data plane: deadline of each inbound chunk")
+      .add(max_pending_connections, "max-pending-connections",
+           "data plane: connections waiting in handshake or hello (0: none)")
+      .add(max_senders, "max-senders",
+           "data plane: sender threads per node (outgoing pushes at once)")
+      .add(max_queued_sends, "max-queued-sends",
+           "data plane: pushes queued beyond max-senders (0: none)")
+      .add(max_tokens, "max-tokens",
+           "data plane: unused transfer tokens per node (0: none)")
       .add(fetch_policy, "fetch-policy", "deny, revealed-only or allow")
       .add(operator_secret_file, "operator-secret-file",
            "file with the operator secret (owner-only, >= 32 chars)")
@@ -224,6 +250,14 @@ caf::error config::validate() const {
     return bad("window", "must be at least chunk-size");
   if (heartbeat_interval.count() > 0 && heartbeat_timeout <= heartbeat_interval)
     return bad("heartbeat-timeout", "must exceed heartbeat-interval");
+  if (sessionless_timeout.count() < 0)
+    return bad("sessionless-timeout", "must not be negative");
+  if (hello_timeout.count() <= 0)
+    return bad("hello-timeout", "must be positive");
+  if (chunk_timeout.count() <= 0)
+    return bad("chunk-timeout", "must be positive");
+  if (max_senders == 0)
+    return bad("max-senders", "must be at least 1");
   if (auto secret = read_operator_secret(); !secret)
     return secret.error();
   if (auto xs = read_principals(); !xs)
@@ -272,6 +306,10 @@ caf::expected<node_options> config::make_node_options() const {
     result.store.fs_roots.emplace_back(root);
   result.data = make_data_plane_options();
   result.max_sessions = max_sessions;
+  result.connections.sessionless_timeout
+      = std::chrono::duration_cast<std::chrono::milliseconds>(
+          sessionless_timeout);
+  result.connections.max_sessionless = max_sessionless_connections;
   result.members = cluster; // a worker transfers only to these when set
   auto secret = read_operator_secret();
   if (!secret)
@@ -388,6 +426,15 @@ data_plane_options config::make_data_plane_options() const {
   result.tls = make_tls_options();
   result.io_timeout
       = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+  result.hello_timeout
+      = std::chrono::duration_cast<std::chrono::milliseconds>(hello_timeout);
+  result.handshake_timeout = result.hello_timeout;
+  result.chunk_timeout
+      = std::chrono::duration_cast<std::chrono::milliseconds>(chunk_timeout);
+  result.max_pending_connections = max_pending_connections;
+  result.max_senders = max_senders;
+  result.max_queued_sends = max_queued_sends;
+  result.max_tokens = max_tokens;
   return result;
 }
 

@@ -70,6 +70,23 @@ public:
   /// plane: anyone who reaches the port can speak to the node). Off: such a
   /// worker refuses to start and says why.
   bool allow_insecure = false;
+  /// Workers: a connection to the worker's port that carries no session is
+  /// closed this long after it opened (0: never), and beyond
+  /// `max_sessionless_connections` such connections the oldest go first.
+  caf::timespan sessionless_timeout = std::chrono::duration_cast<caf::timespan>(
+      connection_guard_options{}.sessionless_timeout);
+  size_t max_sessionless_connections = connection_guard_options{}.max_sessionless;
+  /// Data plane: deadline of an inbound connection's hello and of each
+  /// chunk; connections waiting in TLS handshake or hello at once; sender
+  /// threads and pushes queued per node; transfer tokens per node.
+  caf::timespan hello_timeout = std::chrono::duration_cast<caf::timespan>(
+      data_plane_options{}.hello_timeout);
+  caf::timespan chunk_timeout = std::chrono::duration_cast<caf::timespan>(
+      data_plane_options{}.chunk_timeout);
+  size_t max_pending_connections = data_plane_options{}.max_pending_connections;
+  size_t max_senders = data_plane_options{}.max_senders;
+  size_t max_queued_sends = data_plane_options{}.max_queued_sends;
+  size_t max_tokens = data_plane_options{}.max_tokens;
   /// deny | revealed-only | allow.
   std::string fetch_policy = "revealed-only";
   /// Deadline of every remote request.

@@ -72,18 +72,22 @@ protected:
   template<class T, class Handle, class... Ts>
   std::shared_ptr<outcome<T>> ask(const Handle& dest, Ts... xs) {
     auto out = std::make_shared<outcome<T>>();
-    track(sys.spawn([out, dest, xs...](caf::event_based_actor* self) {
-      self->request(dest, caf::infinite, xs...)
-          .then(
-              [out](T& x) {
-                ++out->replies;
-                out->value = std::move(x);
-              },
-              [out](caf::error& err) {
-                ++out->replies;
-                out->error = std::move(err);
-              });
-    }));
+    // The unused int: CAF 0.17 binds a reference to a null argument tuple
+    // when a function actor is spawned without arguments (UBSan).
+    track(sys.spawn(
+        [out, dest, xs...](caf::event_based_actor* self, int) {
+          self->request(dest, caf::infinite, xs...)
+              .then(
+                  [out](T& x) {
+                    ++out->replies;
+                    out->value = std::move(x);
+                  },
+                  [out](caf::error& err) {
+                    ++out->replies;
+                    out->error = std::move(err);
+                  });
+        },
+        0));
     return out;
   }
 

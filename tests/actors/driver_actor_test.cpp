@@ -277,12 +277,13 @@ protected:
     auto counter = wakes;
     auto target = driver;
     sink->attach(track(sys.spawn(
-        [counter, target](caf::event_based_actor* self) -> caf::behavior {
+        [counter, target](caf::event_based_actor* self, int) -> caf::behavior {
           return {[=](release_atom) {
             ++*counter;
             self->send(target, release_atom::value);
           }};
-        })));
+        },
+        0)));
   }
 
   /// The driver's hello: every fake opens a session and hands out its key.

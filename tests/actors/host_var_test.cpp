@@ -31,11 +31,14 @@ protected:
   std::shared_ptr<release_sink> make_sink(size_t wake_every) {
     auto sink = std::make_shared<release_sink>(wake_every);
     auto counter = wake_count;
-    sink->attach(track(sys.spawn([counter]() -> caf::behavior {
-      return {[=](release_atom) {
-        ++*counter;
-      }};
-    })));
+    // The unused int: see deterministic_fixture.hpp (CAF 0.17, UBSan).
+    sink->attach(track(sys.spawn(
+        [counter](int) -> caf::behavior {
+          return {[=](release_atom) {
+            ++*counter;
+          }};
+        },
+        0)));
     return sink;
   }
 

@@ -12,6 +12,11 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include "actors/cluster_fixture.hpp"
 #include "actors/local_cluster.hpp"
 #include "store/error.hpp"
@@ -45,6 +50,7 @@ protected:
     opts.policy = fetch_policy::allow;
     opts.operator_drivers = false; // tenants, unless a test asks otherwise
     opts.driver.timeout = 10s;
+    adjust(opts);
     if (GetParam()) {
       pki_ = make_pki();
       ASSERT_FALSE(pki_.empty()) << "cannot make test certificates";
@@ -67,6 +73,9 @@ protected:
     if (!pki_.empty())
       std::filesystem::remove_all(pki_);
   }
+
+  /// Changes the cluster's options before it starts (derived fixtures).
+  virtual void adjust(local_cluster_options&) {}
 
   /// A raw worker proxy of the client system: what an attacker on the same
   /// host (same process even) can reach.
@@ -240,6 +249,24 @@ TEST_P(sessions, listings_and_stats_show_only_the_callers_objects) {
   EXPECT_EQ(node->sessions, 3u);
 }
 
+TEST_P(sessions, stats_count_only_the_callers_running_tasks) {
+  auto other = cluster_->connect();
+  ASSERT_TRUE(other) << describe(other.error());
+  auto x = (*other)->put(0, small_tensor({1}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto run = (*other)->submit(sleep_graph(60'000), {*x}, {0});
+  ASSERT_TRUE(poll_until([&] {
+    auto st = (*other)->worker_stats_of(0);
+    return st && st->tasks_running == 1;
+  })) << "the other session's task never showed as running";
+  auto st = victim_->worker_stats_of(0);
+  ASSERT_TRUE(st) << describe(st.error());
+  EXPECT_EQ(st->tasks_running, 0u) << "another session's task was shown";
+  EXPECT_EQ(node_stats(0).tasks_running, 1u);
+  EXPECT_EQ(run.cancel(), 1u);
+  EXPECT_EQ(code_of(run.get().error()), errc::cancelled);
+}
+
 TEST_P(sessions, a_wrong_operator_secret_opens_no_session) {
   driver_actor_options opts;
   opts.operator_secret = std::string(64, 'x');
@@ -334,6 +361,134 @@ TEST_P(sessions, transfers_go_only_to_verified_cluster_members) {
 }
 
 INSTANTIATE_TEST_SUITE_P(transport, sessions, ::testing::Values(false, true),
+                         [](const auto& info) {
+                           return info.param ? "tls" : "plain";
+                         });
+
+/// Sessions whose workers close connections without a session quickly
+/// (300 ms) and keep at most 64 of them.
+class guarded_sessions : public sessions {
+protected:
+  void adjust(local_cluster_options& opts) override {
+    opts.connections.sessionless_timeout = 300ms;
+    opts.connections.max_sessionless = 64;
+  }
+
+  void TearDown() override {
+    for (auto fd : raw_)
+      ::close(fd);
+    sessions::TearDown();
+  }
+
+  /// Opens `n` bare TCP connections to `rank`'s actor port that never
+  /// speak (no BASP handshake, no TLS ClientHello).
+  void open_raw(uint32_t rank, size_t n) {
+    auto port = cluster_->spec().workers.at(rank).port;
+    for (size_t i = 0; i < n; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      ASSERT_GE(fd, 0) << "socket: " << std::strerror(errno);
+      sockaddr_in sa{};
+      sa.sin_family = AF_INET;
+      sa.sin_port = htons(port);
+      sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)), 0)
+          << "connect #" << i << ": " << std::strerror(errno);
+      raw_.push_back(fd);
+    }
+  }
+
+  /// How many of the raw connections the worker has closed (EOF or reset
+  /// after whatever it sent first).
+  size_t raw_closed() {
+    size_t closed = 0;
+    char buf[4096];
+    for (auto fd : raw_) {
+      for (;;) {
+        auto n = ::recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n > 0)
+          continue;
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+          ++closed;
+        break;
+      }
+    }
+    return closed;
+  }
+
+  connection_guard_stats guard_stats(uint32_t rank) {
+    return cluster_->node(rank).guard->stats();
+  }
+
+  std::vector<int> raw_;
+};
+
+TEST_P(guarded_sessions, bare_connections_closed_by_their_peer_harm_no_one) {
+  // Under TLS, CAF 0.17 left OpenSSL's error of the aborted handshake on
+  // its network thread, and the next read of the victim's connection failed
+  // with it: every driver's session on the worker ended (tls.cpp).
+  auto mine = victim_->put(0, small_tensor({1, 2}));
+  ASSERT_TRUE(mine) << describe(mine.error());
+  for (int round = 0; round < 3; ++round) {
+    open_raw(0, 5);
+    std::this_thread::sleep_for(50ms); // the worker accepts them
+    for (auto fd : raw_)
+      ::close(fd);
+    raw_.clear();
+    std::this_thread::sleep_for(50ms); // and sees them close
+    auto v = victim_->fetch(*mine, 0);
+    ASSERT_TRUE(v) << "round " << round << ": " << describe(v.error());
+    EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2}));
+  }
+}
+
+TEST_P(guarded_sessions, connections_without_a_session_are_closed) {
+  auto mine = victim_->put(0, small_tensor({1, 2}));
+  ASSERT_TRUE(mine) << describe(mine.error());
+  open_raw(0, 20);
+  ASSERT_TRUE(poll_until([&] { return raw_closed() == raw_.size(); }, 10s))
+      << raw_closed() << " of " << raw_.size() << " closed";
+  EXPECT_GE(guard_stats(0).closed_idle, 20u);
+  // The victim's connection is older than all of them and carries a
+  // session: it stays, and so do its objects.
+  auto v = victim_->fetch(*mine, 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2}));
+  // A driver that connects now is served as usual.
+  auto late = cluster_->connect();
+  ASSERT_TRUE(late) << describe(late.error());
+  auto x = (*late)->put(0, small_tensor({3}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto y = (*late)->fetch(*x, 0);
+  ASSERT_TRUE(y) << describe(y.error());
+}
+
+TEST_P(guarded_sessions, a_thousand_idle_connections_leave_drivers_served) {
+  auto mine = victim_->put(0, small_tensor({4, 5, 6}));
+  ASSERT_TRUE(mine) << describe(mine.error());
+  open_raw(0, 1000);
+  // A real driver connects in the middle of the flood and works.
+  auto late = cluster_->connect();
+  ASSERT_TRUE(late) << describe(late.error());
+  auto x = (*late)->put(0, small_tensor({7}));
+  ASSERT_TRUE(x) << describe(x.error());
+  auto out = (*late)->run(sleep_graph(0), {*x}, {0});
+  ASSERT_TRUE(out) << describe(out.error());
+  ASSERT_TRUE(poll_until([&] { return raw_closed() == raw_.size(); }, 20s))
+      << raw_closed() << " of " << raw_.size() << " closed";
+  auto st = guard_stats(0);
+  EXPECT_EQ(st.closed_idle + st.closed_over_limit, 1000u);
+  EXPECT_GT(st.closed_over_limit, 0u) << "the limit never applied";
+  // Both drivers' sessions survived: their objects are intact.
+  auto v = victim_->fetch(*mine, 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{4, 5, 6}));
+  auto w = (*late)->fetch(*x, 0);
+  ASSERT_TRUE(w) << describe(w.error());
+  EXPECT_EQ(int64_values(*w), (std::vector<int64_t>{7}));
+}
+
+INSTANTIATE_TEST_SUITE_P(transport, guarded_sessions,
+                         ::testing::Values(false, true),
                          [](const auto& info) {
                            return info.param ? "tls" : "plain";
                          });
@@ -518,3 +673,4 @@ TEST_F(fs_owners, shared_roots_are_read_by_all_and_written_by_none) {
 }
 
 } // namespace
+

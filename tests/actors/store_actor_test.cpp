@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "actors/local_cluster.hpp"
+#include "actors/reply.hpp"
 #include "store/error.hpp"
 
 using namespace objstore;
@@ -35,16 +36,7 @@ value_ptr bytes(std::string_view text) {
   return make_value(blob::copy_of(text));
 }
 
-/// Either a reply or an error; `ok()` for readable assertions.
-template<class T>
-struct reply {
-  std::optional<T> value;
-  caf::error error;
-
-  bool ok() const { return value.has_value(); }
-  errc code() const { return code_of(error); }
-  std::string message() const { return message_of(error); }
-};
+using objstore::test::reply;
 
 class store_actor_test : public ::testing::Test {
 protected:

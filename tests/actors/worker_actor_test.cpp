@@ -28,6 +28,7 @@
 #include "actors/cluster_fixture.hpp"
 #include "actors/local_cluster.hpp"
 #include "actors/node.hpp"
+#include "actors/reply.hpp"
 #include "store/error.hpp"
 
 using namespace objstore;
@@ -41,16 +42,7 @@ namespace fs = std::filesystem;
 /// The node's operator credential in these tests.
 const std::string operator_secret(64, 'c');
 
-/// Either a reply or an error.
-template<class T>
-struct reply {
-  std::optional<T> value;
-  caf::error error;
-
-  bool ok() const { return value.has_value(); }
-  errc code() const { return code_of(error); }
-  std::string message() const { return message_of(error); }
-};
+using objstore::test::reply;
 
 /// Expects `r` to have failed with `code` and a message holding each of
 /// `parts`.

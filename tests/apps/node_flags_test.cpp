@@ -117,7 +117,9 @@ TEST_F(node_flags, help_lists_objstore_options_and_exits_0) {
       {OBJSTORE_NODE_PATH, {}, "usage: objstore-node"},
       {OBJSTORE_CLI_PATH, {}, "usage: objstore "},
       // Help wins over a command and over a config that would not load.
-      {OBJSTORE_CLI_PATH, {"stats", "--objstore.port=70000"}, "usage: objstore "},
+      {OBJSTORE_CLI_PATH,
+       {"stats", "--objstore.port=70000"},
+       "usage: objstore "},
   };
   for (auto& prog : programs) {
     for (std::string flag : {"--help", "-h"}) {

@@ -48,7 +48,10 @@ TEST_F(process_fault, worker_killed_mid_task_fails_the_call_with_object_lost) {
   ASSERT_TRUE(poll_until([&] {
     auto st = d->worker_stats_of(1);
     return st && st->tasks_running == 1;
-  })) << "the sleep op did not start";
+  })) << "the sleep op did not start: "
+      << (running.wait_for(0s) == std::future_status::ready
+              ? describe(running.get().error())
+              : std::string{"still running"});
   proc(1).signal(SIGKILL);
   // Neither the kernel (120 s) nor the driver's deadline (60 s) ends the
   // call within this wait: only the worker's down message can.

@@ -10,6 +10,7 @@
 #include "store/error.hpp"
 
 using namespace objstore;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -93,6 +94,9 @@ TEST(config, bad_values_name_the_key) {
       {{"--objstore.fs-roots=[\"relative/dir\"]"}, "objstore.fs-roots"},
       {{"--objstore.port=70000"}, "objstore.port"},
       {{"--objstore.chunk-size=0"}, "objstore.chunk-size"},
+      {{"--objstore.hello-timeout=0s"}, "objstore.hello-timeout"},
+      {{"--objstore.chunk-timeout=0s"}, "objstore.chunk-timeout"},
+      {{"--objstore.max-senders=0"}, "objstore.max-senders"},
       {{"--objstore.role=driver"}, "objstore.cluster"},
       {{"--objstore.cluster=[\"nohost\"]"}, "objstore.cluster"},
       {{"--objstore.cluster=[\"127.0.0.1:1\"]", "--objstore.rank=3"},
@@ -105,6 +109,38 @@ TEST(config, bad_values_name_the_key) {
     EXPECT_NE(message_of(err).find(c.key), std::string::npos)
         << c.key << ": " << describe(err);
   }
+}
+
+TEST(config, connection_and_data_plane_limits_reach_the_node) {
+  config cfg;
+  ASSERT_FALSE(load(cfg, {"--objstore.sessionless-timeout=2s",
+                          "--objstore.max-sessionless-connections=7",
+                          "--objstore.hello-timeout=750ms",
+                          "--objstore.chunk-timeout=3s",
+                          "--objstore.max-pending-connections=9",
+                          "--objstore.max-senders=3",
+                          "--objstore.max-queued-sends=11",
+                          "--objstore.max-tokens=13"}));
+  auto opts = cfg.make_node_options();
+  ASSERT_TRUE(opts) << describe(opts.error());
+  EXPECT_EQ(opts->connections.sessionless_timeout, 2s);
+  EXPECT_EQ(opts->connections.max_sessionless, 7u);
+  EXPECT_EQ(opts->data.hello_timeout, 750ms);
+  EXPECT_EQ(opts->data.handshake_timeout, 750ms);
+  EXPECT_EQ(opts->data.chunk_timeout, 3s);
+  EXPECT_EQ(opts->data.max_pending_connections, 9u);
+  EXPECT_EQ(opts->data.max_senders, 3u);
+  EXPECT_EQ(opts->data.max_queued_sends, 11u);
+  EXPECT_EQ(opts->data.max_tokens, 13u);
+  // The defaults are the libraries' own.
+  config plain;
+  ASSERT_FALSE(load(plain, {}));
+  auto defaults = plain.make_node_options();
+  ASSERT_TRUE(defaults);
+  EXPECT_EQ(defaults->connections.sessionless_timeout,
+            connection_guard_options{}.sessionless_timeout);
+  EXPECT_EQ(defaults->data.max_senders, data_plane_options{}.max_senders);
+  EXPECT_EQ(defaults->data.hello_timeout, data_plane_options{}.hello_timeout);
 }
 
 TEST(config, unparsable_values_and_stray_arguments_are_errors) {
