@@ -1,12 +1,36 @@
 #include "actors/interpreter.hpp"
 
+#include <cstdlib>
+#include <cxxabi.h>
+#include <exception>
+#include <memory>
 #include <new>
+#include <typeinfo>
 #include <unordered_map>
 #include <unordered_set>
 
 #include "store/error.hpp"
 
 namespace objstore {
+
+std::string current_exception_text() {
+  auto* type = abi::__cxa_current_exception_type();
+  std::string name = "unknown type";
+  if (type != nullptr) {
+    int status = 0;
+    std::unique_ptr<char, decltype(&std::free)> readable{
+        abi::__cxa_demangle(type->name(), nullptr, nullptr, &status),
+        &std::free};
+    name = status == 0 && readable ? readable.get() : type->name();
+  }
+  try {
+    throw;
+  } catch (const std::exception& ex) {
+    return name + ": " + ex.what();
+  } catch (...) {
+    return name + " (not a std::exception, no message)";
+  }
+}
 
 namespace {
 
@@ -98,12 +122,12 @@ caf::expected<run_outcome> execute(const graph& g,
         return op_error(i, x, "input %" + std::to_string(id) + " undefined");
       args.push_back(v->second);
     }
-    if (def->check)
-      if (auto err = def->check(x, args))
-        return err;
     kernel_context ctx{x, registry, cancel};
     kernel_result result = std::vector<value_ptr>{};
     try {
+      if (def->check)
+        if (auto err = def->check(x, args))
+          return err;
       result = def->kernel(ctx, args);
     } catch (const allocation_limit_exceeded& ex) {
       return make_error(errc::resource_exhausted, "op #" + std::to_string(i)
@@ -113,8 +137,10 @@ caf::expected<run_outcome> execute(const graph& g,
       return make_error(errc::resource_exhausted, "op #" + std::to_string(i)
                                                       + " '" + x.opcode
                                                       + "': out of memory");
-    } catch (const std::exception& ex) {
-      return op_error(i, x, ex.what());
+    } catch (...) {
+      // Any type, std::exception or not (a user op's `throw 42`): the
+      // worker keeps serving and the error names what was thrown.
+      return op_error(i, x, "threw " + current_exception_text());
     }
     if (!result)
       return std::move(result.error());

@@ -22,6 +22,11 @@ struct run_outcome {
 /// naming the op.
 caf::error validate(const graph& g, const op_registry& registry);
 
+/// Inside a catch block: the thrown object's type (demangled) and, for a
+/// std::exception, its message: "std::runtime_error: disk full",
+/// "int (not a std::exception, no message)".
+std::string current_exception_text();
+
 /// Executes `g` on one node: runs ops in order, frees each intermediate
 /// after its last use, stops at the first failing op. Errors: `op_failed`
 /// naming the op and the kernel's message, `cancelled`,

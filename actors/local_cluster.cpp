@@ -57,6 +57,7 @@ local_cluster::start(local_cluster_options options) {
     opts.operator_secret = result->operator_secret_;
     opts.principals = options.principals;
     opts.connections = options.connections;
+    opts.tasks = options.tasks;
     opts.store.fs_shared_roots = options.shared_roots;
     opts.data = options.data;
     opts.data.tls = options.tls;

@@ -50,6 +50,13 @@ struct local_cluster_options {
   /// as between nodes of one embedding process).
   /// Closing connections to the workers' ports that carry no session.
   connection_guard_options connections;
+  /// Every node's task threads and queue (default: 2 threads, so tests see
+  /// queueing on any machine).
+  task_executor_options tasks = [] {
+    task_executor_options opts;
+    opts.threads = 2;
+    return opts;
+  }();
   data_plane_options data = [] {
     data_plane_options opts;
     opts.local_shortcut = false;

@@ -85,6 +85,8 @@ caf::expected<node_handles> spawn_node(caf::actor_system& sys,
   options.published_port = result.published_port;
   result.guard = std::make_shared<connection_guard>(sys, options.connections);
   options.guard = result.guard;
+  result.executor = std::make_shared<task_executor>(options.tasks);
+  options.executor = result.executor;
   result.store = sys.spawn<caf::detached>(store_actor_impl, result.objects);
   result.transfer = sys.spawn(transfer_actor_impl, result.data);
   result.worker
@@ -112,6 +114,9 @@ void stop_node(const node_handles& node, caf::exit_reason reason) {
   node.stopping->store(true);
   if (node.guard)
     node.guard->stop();
+  // Queued tasks are answered `cancelled`; running ones see `stopping`.
+  if (node.executor)
+    node.executor->stop();
   caf::anon_send_exit(node.worker, reason);
   caf::anon_send_exit(node.store, reason);
   caf::anon_send_exit(node.transfer, reason);

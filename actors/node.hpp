@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "actors/connection_guard.hpp"
 #include "actors/data_plane.hpp"
 #include "actors/op_registry.hpp"
+#include "actors/task_executor.hpp"
 #include "messages/interfaces.hpp"
 #include "store/object_store.hpp"
 
@@ -59,6 +61,15 @@ struct node_options {
   /// Sessions open at once; `hello` beyond it is `resource_exhausted`, so
   /// free sessions cannot grow the node's tables without bound. 0 = none.
   size_t max_sessions = 1024;
+  /// The node's task threads and queue (objstore.task-threads,
+  /// objstore.max-queued-tasks).
+  task_executor_options tasks;
+  /// The executor built from `tasks` (spawn_node makes it; a worker spawned
+  /// without one makes its own).
+  std::shared_ptr<task_executor> executor;
+  /// Longest `sleep` op a task may ask for (objstore.max-sleep); longer is
+  /// `resource_exhausted`. 0 = no limit.
+  std::chrono::milliseconds max_sleep{300'000};
   /// Closing connections to the worker's port that carry no session.
   connection_guard_options connections;
   /// The node's connection guard (spawn_node makes it; the worker tells it
@@ -86,6 +97,8 @@ struct node_handles {
   /// Closes connections to the published port that carry no session once
   /// `publish_node` (or the embedder, with `guard->watch(port)`) starts it.
   std::shared_ptr<connection_guard> guard;
+  /// The node's task threads (stop_node stops them).
+  std::shared_ptr<task_executor> executor;
 };
 
 /// Sets SIGPIPE to ignored unless the process installed its own handler:

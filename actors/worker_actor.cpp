@@ -106,15 +106,63 @@ caf::expected<task_outcome> run_job(task_job& job) {
   return out;
 }
 
+/// run_job where nothing thrown escapes: reading fs:// inputs and storing
+/// outputs can throw too (the ops' own exceptions are the interpreter's).
+caf::expected<task_outcome> run_job_safely(task_job& job) {
+  try {
+    return run_job(job);
+  } catch (const std::bad_alloc&) {
+    return make_error(errc::resource_exhausted, "task ran out of memory");
+  } catch (...) {
+    return make_error(errc::op_failed,
+                      "task threw " + current_exception_text());
+  }
+}
+
+using task_done_atom = caf::atom_constant<caf::atom("taskdone")>;
+
+/// Runs one task's job on the node's executor and answers the worker's
+/// `run` with the outcome. Lives only while its task is queued or running;
+/// never serialized, hence unreachable from other nodes.
 caf::behavior task_actor(caf::event_based_actor* self,
-                         std::shared_ptr<task_job> job) {
+                         std::shared_ptr<task_job> job,
+                         std::shared_ptr<task_executor> executor,
+                         session_id session) {
   return {
-      [self, job](run_atom) -> caf::result<task_outcome> {
-        self->quit();
-        auto out = run_job(*job);
-        if (!out)
-          return std::move(out.error());
-        return std::move(*out);
+      [=](run_atom) -> caf::result<task_outcome> {
+        auto me = caf::actor_cast<caf::actor>(self);
+        auto run = [job, me] {
+          auto out = run_job_safely(*job);
+          if (out)
+            caf::anon_send(me, task_done_atom::value, std::move(*out));
+          else
+            caf::anon_send(me, task_done_atom::value, std::move(out.error()));
+        };
+        auto dropped = [me] {
+          caf::anon_send(
+              me, task_done_atom::value,
+              make_error(errc::cancelled, "task cancelled before it started"));
+        };
+        if (!executor->submit(session, job->cancel, std::move(run),
+                              std::move(dropped))) {
+          self->quit();
+          return make_error(errc::resource_exhausted,
+                            "the node's task queue is full ("
+                                + std::to_string(executor->stats().queued)
+                                + " tasks wait; limit "
+                                  "objstore.max-queued-tasks)");
+        }
+        auto rp = self->make_response_promise<task_outcome>();
+        self->become(
+            [=](task_done_atom, task_outcome& out) mutable {
+              rp.deliver(std::move(out));
+              self->quit();
+            },
+            [=](task_done_atom, caf::error& err) mutable {
+              rp.deliver(std::move(err));
+              self->quit();
+            });
+        return rp;
       },
   };
 }
@@ -130,6 +178,8 @@ bool runs_inline(const task_job& job) {
 struct task_footprint {
   size_t ops = 0;
   size_t bytes = 0;
+  /// The longest `sleep` op's "ms" (objstore.max-sleep).
+  int64_t max_sleep_ms = 0;
 };
 
 void measure(const graph& g, int depth, size_t max_ops, size_t max_bytes,
@@ -142,6 +192,8 @@ void measure(const graph& g, int depth, size_t max_ops, size_t max_bytes,
         || (max_bytes > 0 && out.bytes > max_bytes))
       return;
     ++out.ops;
+    if (x.opcode == "sleep")
+      out.max_sleep_ms = std::max(out.max_sleep_ms, x.attr_i64_or("ms", 0));
     out.bytes += x.opcode.size()
                  + (x.inputs.size() + x.outputs.size()) * sizeof(value_id);
     for (auto& a : x.attrs) {
@@ -175,6 +227,12 @@ caf::error check_task_limits(const task_request& req,
                           + std::to_string(opts.max_graph_bytes)
                           + " bytes of ops, attributes and URIs (limit "
                             "objstore.max-graph-bytes)");
+  if (opts.max_sleep.count() > 0 && fp.max_sleep_ms > opts.max_sleep.count())
+    return make_error(errc::resource_exhausted,
+                      "op 'sleep' asks for " + std::to_string(fp.max_sleep_ms)
+                          + " ms, more than "
+                          + std::to_string(opts.max_sleep.count())
+                          + " ms (limit objstore.max-sleep)");
   return {};
 }
 
@@ -299,9 +357,12 @@ uint64_t drop_session(self_ptr self, session_id s) {
   auto [freed, dropped] = st.refs.drop_session(s);
   for (auto& id : freed)
     erase_free(self, id);
+  // Its tasks stop: queued ones leave the queue now, running ones at their
+  // next kernel poll; their pins go when their task actors answer.
   for (auto j = st.running.lower_bound(std::make_pair(s, uint64_t{0}));
        j != st.running.end() && j->first.first == s; ++j)
     j->second->store(true, std::memory_order_relaxed);
+  st.executor->cancel_session(s);
   auto opener = i->second.opener;
   st.sessions.erase(i);
   if (st.options.guard)
@@ -503,6 +564,10 @@ worker_stats node_stats(self_ptr self) {
     result.transfer_max_in_flight = c.max_in_flight.load();
     result.transfer_rejected_chunks = c.rejected_chunks.load();
   }
+  auto pool = st.executor->stats();
+  result.tasks_queued = pool.queued;
+  result.task_threads = pool.threads;
+  result.task_threads_busy = pool.busy;
   result.node_wide = true;
   return result;
 }
@@ -588,6 +653,9 @@ worker_actor_impl(self_ptr self, node_options options,
   st.transfer = std::move(transfer);
   st.data = std::move(data);
   st.ops = options.ops ? options.ops : op_registry::with_builtins();
+  if (!options.executor)
+    options.executor = std::make_shared<task_executor>(options.tasks);
+  st.executor = options.executor;
   st.options = std::move(options);
   st.objects = std::move(objects);
   st.store = std::move(store);
@@ -690,7 +758,7 @@ worker_actor_impl(self_ptr self, node_options options,
         if (runs_inline(*job)) {
           // Bounded by the input size: cheaper here than a task actor's
           // spawn and two messages.
-          auto out = run_job(*job);
+          auto out = run_job_safely(*job);
           finish();
           if (!out) {
             ++st.counters.tasks_failed;
@@ -706,16 +774,25 @@ worker_actor_impl(self_ptr self, node_options options,
           self->state.running.erase(running);
           finish();
         };
-        auto task = self->spawn(task_actor, job);
+        auto task = self->spawn(task_actor, job, st.executor, s);
         self->request(task, caf::infinite, run_atom::value)
             .then(
                 [self, rp, s, task_id, done](task_outcome& out) mutable {
                   done();
+                  if (self->state.stopping->load()) {
+                    // Going down (stop_node): the worker's down message
+                    // answers the driver; outputs are not kept.
+                    for (auto& id : out.outputs)
+                      self->state.objects->erase(id);
+                    return;
+                  }
                   rp.deliver(task_done(self, s, task_id, out));
                 },
                 [self, rp, done](caf::error& err) mutable {
                   done();
                   ++self->state.counters.tasks_failed;
+                  if (self->state.stopping->load())
+                    return; // as above: cancelled by the stop, not the driver
                   rp.deliver(std::move(err));
                 });
         return rp;
@@ -730,6 +807,8 @@ worker_actor_impl(self_ptr self, node_options options,
         auto [first, last] = st.running.equal_range(std::make_pair(s, task_id));
         for (auto i = first; i != last; ++i) {
           i->second->store(true, std::memory_order_relaxed);
+          // Still queued: out of the queue now, answered `cancelled`.
+          st.executor->cancel(i->second);
           found = true;
         }
         return found;

@@ -60,6 +60,8 @@ struct worker_state {
                 std::shared_ptr<std::atomic<bool>>>
       running;
   worker_stats counters;
+  /// The node's task threads (node_options::executor).
+  std::shared_ptr<task_executor> executor;
 };
 
 /// Whether the worker runs a task on its own thread instead of a task

@@ -47,6 +47,9 @@ const std::vector<std::string>& config::option_names() {
                                               "max-senders",
                                               "max-queued-sends",
                                               "max-tokens",
+                                              "task-threads",
+                                              "max-queued-tasks",
+                                              "max-sleep",
                                               "fetch-policy",
                                               "operator-secret-file",
                                               "max-sessions",
@@ -101,6 +104,12 @@ config::config() {
            "data plane: pushes queued beyond max-senders (0: none)")
       .add(max_tokens, "max-tokens",
            "data plane: unused transfer tokens per node (0: none)")
+      .add(task_threads, "task-threads",
+           "threads running kernels and user ops (0: hardware threads)")
+      .add(max_queued_tasks, "max-queued-tasks",
+           "tasks waiting for a task thread; beyond it resource_exhausted "
+           "(0: none)")
+      .add(max_sleep, "max-sleep", "longest 'sleep' op a task may ask for")
       .add(fetch_policy, "fetch-policy", "deny, revealed-only or allow")
       .add(operator_secret_file, "operator-secret-file",
            "file with the operator secret (owner-only, >= 32 chars)")
@@ -256,6 +265,10 @@ caf::error config::validate() const {
     return bad("hello-timeout", "must be positive");
   if (chunk_timeout.count() <= 0)
     return bad("chunk-timeout", "must be positive");
+  if (task_threads > 1024)
+    return bad("task-threads", "at most 1024");
+  if (max_sleep.count() < 0)
+    return bad("max-sleep", "must not be negative");
   if (max_senders == 0)
     return bad("max-senders", "must be at least 1");
   if (auto secret = read_operator_secret(); !secret)
@@ -306,6 +319,10 @@ caf::expected<node_options> config::make_node_options() const {
     result.store.fs_roots.emplace_back(root);
   result.data = make_data_plane_options();
   result.max_sessions = max_sessions;
+  result.tasks.threads = task_threads;
+  result.tasks.max_queued = max_queued_tasks;
+  result.max_sleep
+      = std::chrono::duration_cast<std::chrono::milliseconds>(max_sleep);
   result.connections.sessionless_timeout
       = std::chrono::duration_cast<std::chrono::milliseconds>(
           sessionless_timeout);

@@ -75,7 +75,8 @@ public:
   /// `max_sessionless_connections` such connections the oldest go first.
   caf::timespan sessionless_timeout = std::chrono::duration_cast<caf::timespan>(
       connection_guard_options{}.sessionless_timeout);
-  size_t max_sessionless_connections = connection_guard_options{}.max_sessionless;
+  size_t max_sessionless_connections
+      = connection_guard_options{}.max_sessionless;
   /// Data plane: deadline of an inbound connection's hello and of each
   /// chunk; connections waiting in TLS handshake or hello at once; sender
   /// threads and pushes queued per node; transfer tokens per node.
@@ -87,6 +88,13 @@ public:
   size_t max_senders = data_plane_options{}.max_senders;
   size_t max_queued_sends = data_plane_options{}.max_queued_sends;
   size_t max_tokens = data_plane_options{}.max_tokens;
+  /// Workers: threads running kernels and user ops (0: the hardware
+  /// threads), tasks waiting for one (0: no limit), and the longest `sleep`
+  /// op a task may ask for (0: no limit).
+  size_t task_threads = task_executor_options{}.threads;
+  size_t max_queued_tasks = task_executor_options{}.max_queued;
+  caf::timespan max_sleep
+      = std::chrono::duration_cast<caf::timespan>(node_options{}.max_sleep);
   /// deny | revealed-only | allow.
   std::string fetch_policy = "revealed-only";
   /// Deadline of every remote request.

@@ -150,7 +150,13 @@ struct worker_stats {
   uint64_t sessions = 0;
   uint64_t tasks_run = 0;
   uint64_t tasks_failed = 0;
+  /// Tasks accepted and not finished (queued or on a thread).
   uint64_t tasks_running = 0;
+  /// Of those, waiting for a task thread (node-wide only).
+  uint64_t tasks_queued = 0;
+  /// The node's task threads, and how many run a task now (node-wide).
+  uint64_t task_threads = 0;
+  uint64_t task_threads_busy = 0;
   uint64_t fetches = 0;
   uint64_t fetches_denied = 0;
   uint64_t release_msgs = 0;
@@ -246,7 +252,8 @@ typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
            x.pinned_objects, x.transfers_in, x.transfers_out,
            x.transfers_failed, x.transfer_bytes_in, x.transfer_bytes_out,
            x.transfer_max_in_flight, x.transfer_rejected_chunks,
-           x.refused_requests, x.node_wide);
+           x.refused_requests, x.tasks_queued, x.task_threads,
+           x.task_threads_busy, x.node_wide);
 }
 
 template<class Inspector>

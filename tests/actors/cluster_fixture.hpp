@@ -66,6 +66,14 @@ inline value_ptr small_tensor(std::vector<int64_t> xs) {
   return make_value(tensor::from<int64_t>({n}, xs));
 }
 
+/// One op applied to the graph's one input.
+inline graph unary_graph(const char* opcode) {
+  graph_builder b;
+  auto x = b.input();
+  b.output(b.add(opcode, {x}));
+  return b.build();
+}
+
 /// Passes its input through after sleeping `ms` (cancellable).
 inline graph sleep_graph(int64_t ms) {
   graph_builder b;

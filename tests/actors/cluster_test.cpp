@@ -54,13 +54,6 @@ graph binary_graph(const char* opcode) {
   return b.build();
 }
 
-graph unary_graph(const char* opcode) {
-  graph_builder b;
-  auto x = b.input();
-  b.output(b.add(opcode, {x}));
-  return b.build();
-}
-
 using cluster = cluster_fixture;
 
 TEST_F(cluster, smoke) {

@@ -12,13 +12,6 @@ using namespace objstore::test;
 
 namespace {
 
-graph unary_graph(const char* opcode) {
-  graph_builder b;
-  auto x = b.input();
-  b.output(b.add(opcode, {x}));
-  return b.build();
-}
-
 graph binary_graph(const char* opcode) {
   graph_builder b;
   auto x = b.input();

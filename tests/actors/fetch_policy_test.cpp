@@ -16,13 +16,6 @@ value_ptr small_tensor(std::vector<int64_t> xs) {
   return make_value(tensor::from<int64_t>({n}, xs));
 }
 
-graph unary_graph(const char* opcode) {
-  graph_builder b;
-  auto x = b.input();
-  b.output(b.add(opcode, {x}));
-  return b.build();
-}
-
 /// x + x, then revealed: the reveal's output is fetchable, the sum not.
 graph sum_and_reveal() {
   graph_builder b;

@@ -1,0 +1,212 @@
+// Worker execution under load (issue 14): kernels run on the node's task
+// threads, so control messages, fetches and cancels are answered while
+// every thread computes; a session that ends takes its tasks with it; no
+// exception from a user op ends the worker.
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "actors/cluster_fixture.hpp"
+
+using namespace objstore;
+using namespace objstore::test;
+
+namespace {
+
+/// Two task threads per node (local_cluster's default).
+constexpr uint64_t threads = 2;
+
+class execution : public cluster_fixture {
+protected:
+  /// Node-wide counters of `rank` (the fixture's drivers are operators).
+  worker_stats node(driver& d, uint32_t rank) {
+    auto st = d.worker_stats_of(rank);
+    EXPECT_TRUE(st) << describe(st.error());
+    return st ? *st : worker_stats{};
+  }
+
+  /// Waits until `rank` has `busy` threads computing and `queued` tasks
+  /// waiting.
+  bool wait_load(driver& d, uint32_t rank, uint64_t busy, uint64_t queued) {
+    return poll_until([&] {
+      auto st = d.worker_stats_of(rank);
+      return st && st->task_threads_busy == busy && st->tasks_queued == queued;
+    });
+  }
+};
+
+TEST_F(execution, control_and_cancel_work_while_every_task_thread_computes) {
+  start();
+  auto& d = connect();
+  auto x = d.put(0, small_tensor({1, 2}));
+  ASSERT_TRUE(x) << describe(x.error());
+  std::vector<pending_run> runs;
+  for (int i = 0; i < 4; ++i)
+    runs.push_back(d.submit(sleep_graph(120'000), {*x}, {0}));
+  // Both threads sleep; two tasks wait.
+  ASSERT_TRUE(wait_load(d, 0, threads, 2))
+      << "busy " << node(d, 0).task_threads_busy << ", queued "
+      << node(d, 0).tasks_queued;
+  auto st = node(d, 0);
+  EXPECT_EQ(st.task_threads, threads);
+  EXPECT_EQ(st.tasks_running, 4u);
+  // The worker answers everything else meanwhile.
+  auto v = d.fetch(*x, 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  auto y = d.put(0, small_tensor({3}));
+  ASSERT_TRUE(y) << describe(y.error());
+  // Cancel reaches the queued tasks at once and the running ones at their
+  // next kernel poll; every run ends `cancelled`.
+  for (auto& r : runs)
+    EXPECT_EQ(r.cancel(), 1u);
+  for (auto& r : runs) {
+    ASSERT_TRUE(r.wait_for(10s)) << "a cancel did not land";
+    expect_error(r.get(), errc::cancelled);
+  }
+  EXPECT_TRUE(wait_load(d, 0, 0, 0));
+  EXPECT_EQ(node(d, 0).pinned_objects, 0u) << "a cancelled task kept its pin";
+  // The threads are free for new work.
+  auto out = d.run(unary_graph("sum"), {*x}, {0});
+  ASSERT_TRUE(out) << describe(out.error());
+}
+
+TEST_F(execution, queued_tasks_start_when_threads_free_up) {
+  start();
+  auto& d = connect();
+  auto x = d.put(1, small_tensor({5}));
+  ASSERT_TRUE(x);
+  auto long_one = d.submit(sleep_graph(120'000), {*x}, {1});
+  auto long_two = d.submit(sleep_graph(120'000), {*x}, {1});
+  ASSERT_TRUE(wait_load(d, 1, threads, 0));
+  // Queued behind two sleepers: starts only when one of them ends.
+  auto short_run = d.submit(sleep_graph(1), {*x}, {1});
+  ASSERT_TRUE(wait_load(d, 1, threads, 1));
+  EXPECT_FALSE(short_run.wait_for(50ms)) << "ran without a free thread";
+  EXPECT_EQ(long_one.cancel(), 1u);
+  ASSERT_TRUE(short_run.wait_for(10s));
+  auto out = short_run.get();
+  ASSERT_TRUE(out) << describe(out.error());
+  EXPECT_EQ(long_two.cancel(), 1u);
+  expect_error(long_two.get(), errc::cancelled);
+}
+
+TEST_F(execution, a_full_task_queue_refuses_with_resource_exhausted) {
+  local_cluster_options opts;
+  opts.tasks.threads = 1;
+  opts.tasks.max_queued = 2;
+  start(opts);
+  auto& d = connect();
+  auto x = d.put(0, small_tensor({1}));
+  ASSERT_TRUE(x);
+  std::vector<pending_run> runs;
+  runs.push_back(d.submit(sleep_graph(120'000), {*x}, {0}));
+  // The thread took the first before two more queue behind it.
+  ASSERT_TRUE(wait_load(d, 0, 1, 0));
+  for (int i = 0; i < 2; ++i)
+    runs.push_back(d.submit(sleep_graph(120'000), {*x}, {0}));
+  ASSERT_TRUE(wait_load(d, 0, 1, 2));
+  auto why = expect_error(d.run(sleep_graph(1), {*x}, {0}),
+                          errc::resource_exhausted);
+  EXPECT_NE(why.find("objstore.max-queued-tasks"), std::string::npos) << why;
+  for (auto& r : runs)
+    r.cancel();
+  for (auto& r : runs)
+    expect_error(r.get(), errc::cancelled);
+  EXPECT_EQ(node(d, 0).pinned_objects, 0u);
+}
+
+TEST_F(execution, a_dropped_drivers_tasks_are_cancelled) {
+  start();
+  auto& observer = connect();
+  {
+    driver_actor_options opts;
+    opts.timeout = 5s;
+    auto gone = nodes().connect(opts);
+    ASSERT_TRUE(gone) << describe(gone.error());
+    auto x = (*gone)->put(2, small_tensor({1}));
+    ASSERT_TRUE(x);
+    for (int i = 0; i < 4; ++i)
+      (*gone)->submit(sleep_graph(120'000), {*x}, {2});
+    ASSERT_TRUE(wait_load(observer, 2, threads, 2));
+    // The driver goes away with four tasks in flight: its session closes.
+  }
+  EXPECT_TRUE(wait_load(observer, 2, 0, 0))
+      << "the dropped driver's tasks kept running";
+  EXPECT_EQ(node(observer, 2).pinned_objects, 0u);
+  EXPECT_EQ(node(observer, 2).mem_objects, 0u);
+  // A new driver is served at once.
+  auto& next = connect();
+  auto y = next.put(2, small_tensor({2}));
+  ASSERT_TRUE(y) << describe(y.error());
+  auto out = next.run(unary_graph("sum"), {*y}, {2});
+  ASSERT_TRUE(out) << describe(out.error());
+}
+
+TEST_F(execution, max_sleep_bounds_the_sleep_op) {
+  start();
+  auto& d = connect();
+  auto x = d.put(0, small_tensor({1}));
+  ASSERT_TRUE(x);
+  auto why = expect_error(d.run(sleep_graph(10'000'000), {*x}, {0}),
+                          errc::resource_exhausted);
+  EXPECT_NE(why.find("objstore.max-sleep"), std::string::npos) << why;
+}
+
+/// Built-ins plus ops that throw: an int (not a std::exception) and a
+/// std::runtime_error, each as a linear op (small inputs run on the
+/// worker's own thread) and as a non-linear one (a task thread).
+std::shared_ptr<const op_registry> throwing_ops() {
+  auto r = op_registry::with_builtins();
+  auto add = [&](std::string name, bool linear, bool std_exception) {
+    op_def def;
+    def.name = std::move(name);
+    def.min_inputs = 1;
+    def.max_inputs = 1;
+    def.linear = linear;
+    def.kernel = [std_exception](kernel_context&,
+                                 std::span<const value_ptr>) -> kernel_result {
+      if (std_exception)
+        throw std::runtime_error("disk on fire");
+      throw 42;
+    };
+    EXPECT_FALSE(r->add(std::move(def)));
+  };
+  add("throw_int_linear", true, false);
+  add("throw_int", false, false);
+  add("throw_std_linear", true, true);
+  add("throw_std", false, true);
+  return r;
+}
+
+TEST_F(execution, exceptions_of_any_type_fail_the_task_not_the_worker) {
+  local_cluster_options opts;
+  opts.ops = throwing_ops();
+  start(opts);
+  auto& d = connect();
+  auto x = d.put(0, small_tensor({1, 2, 3}));
+  ASSERT_TRUE(x);
+  struct expectation {
+    const char* op;
+    const char* type;
+  };
+  for (auto [op, type] :
+       {expectation{"throw_int_linear", "int"}, expectation{"throw_int", "int"},
+        expectation{"throw_std_linear", "std::runtime_error"},
+        expectation{"throw_std", "std::runtime_error"}}) {
+    SCOPED_TRACE(op);
+    auto why = expect_error(d.run(unary_graph(op), {*x}, {0}), errc::op_failed);
+    EXPECT_NE(why.find(std::string{"'"} + op + "'"), std::string::npos) << why;
+    EXPECT_NE(why.find(type), std::string::npos) << why;
+    if (std::string_view{type} == "std::runtime_error") {
+      EXPECT_NE(why.find("disk on fire"), std::string::npos) << why;
+    }
+    // The worker keeps serving, the input is intact.
+    auto v = d.fetch(*x, 0);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2, 3}));
+  }
+  EXPECT_EQ(node(d, 0).pinned_objects, 0u);
+}
+
+} // namespace
