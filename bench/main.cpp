@@ -28,7 +28,7 @@ constexpr const char* usage = R"(usage: objstore-bench [options]
   --quick                 small counts, whole run < 30 s
   --mode=M                both (default), processes or inproc
   --only=a,b,...          workloads: task_rtt tasks_per_s put_gbps fetch_gbps
-                          transfer_gbps rtt_under_transfer
+                          transfer_gbps rtt_under_transfer control_under_load
                           driver_bytes_per_task release_ms gc_handles
   --size-mib=N            bulk object size (default 256)
   --reps=N                repetitions of throughput workloads (default 5)

@@ -724,6 +724,111 @@ void rtt_under_transfer(context& cx) {
       .print();
 }
 
+/// Milliseconds since `t0`.
+double ms_since(clock::time_point t0) {
+  return us_since(t0) / 1000.0;
+}
+
+/// One stats round trip through the driver (a control message the worker
+/// answers on its own thread).
+double stats_us(context& cx, uint32_t rank) {
+  auto t0 = clock::now();
+  must(cx.drv.worker_stats_of(rank), "stats");
+  return us_since(t0);
+}
+
+/// Control round trips (stats and CAF ping) to a worker whose every task
+/// thread runs a long kernel and that has 100 tasks queued, next to the
+/// same round trips idle; then how long a cancel takes to land on a queued
+/// and on a running task under that load.
+void control_under_load(context& cx) {
+  constexpr uint32_t rank = 1;
+  constexpr uint64_t queued = 100;
+  auto y = must(cx.drv.put(rank, tiny_value()), "put tiny input");
+  caf::scoped_actor self{cx.sys};
+  auto n = std::min<size_t>(cx.opts.rtt_samples, 1000);
+  std::vector<double> idle;
+  std::vector<double> idle_ping;
+  for (size_t i = 0; i < n + 50; ++i) {
+    auto t = stats_us(cx, rank);
+    auto c = ping_us(self, cx.workers[rank]);
+    if (i >= 50) {
+      idle.push_back(t);
+      idle_ping.push_back(c);
+    }
+  }
+  auto threads = must(cx.drv.worker_stats_of(rank), "stats").task_threads;
+  auto sleeper = [] {
+    graph_builder b;
+    auto x = b.input();
+    b.output(b.add("sleep", {x}, {make_attr("ms", int64_t{120'000})}));
+    return b.build();
+  }();
+  std::vector<pending_run> runs;
+  for (uint64_t i = 0; i < threads + queued; ++i)
+    runs.push_back(cx.drv.submit(sleeper, {y}, {rank}));
+  wait_for(
+      [&] {
+        auto st = cx.drv.worker_stats_of(rank);
+        return st && st->task_threads_busy == threads
+               && st->tasks_queued == queued;
+      },
+      "every task thread busy and 100 tasks queued", 0us);
+  std::vector<double> busy;
+  std::vector<double> busy_ping;
+  for (size_t i = 0; i < n; ++i) {
+    busy.push_back(stats_us(cx, rank));
+    busy_ping.push_back(ping_us(self, cx.workers[rank]));
+  }
+  // Cancel latency: from cancel() until the run has failed `cancelled`.
+  auto cancel_ms = [&](pending_run& r) {
+    auto t0 = clock::now();
+    r.cancel();
+    if (!r.wait_for(std::chrono::seconds{30}))
+      throw failure("a cancel did not land within 30 s");
+    auto ms = ms_since(t0);
+    auto out = r.get();
+    if (out || code_of(out.error()) != errc::cancelled)
+      throw failure("a cancelled run did not fail with `cancelled`");
+    return ms;
+  };
+  std::vector<double> cancel_queued;
+  for (size_t i = 0; i < 10; ++i)
+    cancel_queued.push_back(cancel_ms(runs[runs.size() - 1 - i]));
+  std::vector<double> cancel_running;
+  for (uint64_t i = 0; i < threads; ++i)
+    cancel_running.push_back(cancel_ms(runs[i]));
+  for (auto& r : runs)
+    r.cancel();
+  for (auto& r : runs)
+    if (r.wait_for(std::chrono::seconds{30}))
+      static_cast<void>(r.get());
+  wait_for(
+      [&] {
+        auto st = cx.drv.worker_stats_of(rank);
+        return st && st->tasks_running == 0;
+      },
+      "the cancelled tasks to end", 0us);
+  auto ratio = median(busy) / median(idle);
+  line(cx, "control_under_load")
+      .num("control_busy_us", median(busy))
+      .num("control_busy_p99_us", p99(busy))
+      .num("control_idle_us", median(idle))
+      .num("ratio", ratio)
+      .target("ratio", ratio, 3)
+      .target("control_busy_p99_us", p99(busy), 20'000)
+      .num("caf_ping_busy_us", median(busy_ping))
+      .num("caf_ping_idle_us", median(idle_ping))
+      .num("cancel_queued_ms", median(cancel_queued))
+      .num("cancel_running_ms", median(cancel_running))
+      .num("cancel_running_max_ms",
+           *std::max_element(cancel_running.begin(), cancel_running.end()))
+      .count("task_threads", threads)
+      .count("queued", queued)
+      .count("samples", n)
+      .print();
+}
+
 void driver_bytes_per_task(context& cx) {
   ensure_big(cx);
   auto g = unary("checksum");
@@ -888,6 +993,7 @@ int run_all(context& cx) {
   step("fetch_gbps", fetch_gbps);
   step("transfer_gbps", transfer_gbps);
   step("rtt_under_transfer", rtt_under_transfer);
+  step("control_under_load", control_under_load);
   step("driver_bytes_per_task", driver_bytes_per_task);
   step("release_ms", release_ms);
   step("gc_handles", gc_handles);
