@@ -86,6 +86,8 @@ caf::expected<task_outcome> run_job(task_job& job) {
   // No kernel may allocate a buffer above the object size limit: a huge
   // requested output fails before it takes the node's memory.
   scoped_allocation_limit cap{job.objects->options().max_object_size};
+  // And no kernel may hold more than the memory the node has left.
+  scoped_memory_budget budget{job.objects->memory_left()};
   auto result = execute(job.program, std::move(job.inputs), *job.ops,
                         cancel_flags{job.cancel.get(), job.stopping.get()});
   if (!result)

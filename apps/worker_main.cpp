@@ -1,6 +1,7 @@
 #include "apps/worker_main.hpp"
 
 #include <csignal>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -62,8 +63,8 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
     std::cerr << "objstore-node: " << describe(node.error()) << '\n';
     return 1;
   }
-  auto port = publish_node(sys, *node, static_cast<uint16_t>(cfg.port),
-                           cfg.host);
+  auto port
+      = publish_node(sys, *node, static_cast<uint16_t>(cfg.port), cfg.host);
   if (!port) {
     std::cerr << "objstore-node: cannot listen on " << cfg.host << ":"
               << cfg.port << ": " << describe(port.error()) << '\n';
@@ -85,6 +86,13 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
   auto sig = wait_for_stop_signal();
   std::cout << "objstore-node: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ", draining" << std::endl;
+  // Whatever hangs past the drain (a read of a stuck filesystem, an actor
+  // that does not exit), the process ends: the drain timeout plus 5 s.
+  std::thread{[limit = cfg.timeout + std::chrono::seconds{5}] {
+    std::this_thread::sleep_for(limit);
+    std::fprintf(stderr, "objstore-node: shutdown stuck, exiting now\n");
+    std::_Exit(1);
+  }}.detach();
   // Stop accepting new peers, let running tasks finish (bounded).
   unpublish_worker(sys, node->worker, *port);
   auto deadline = std::chrono::steady_clock::now() + cfg.timeout;

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <set>
 
+#include <unistd.h>
+
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
@@ -67,6 +69,22 @@ const std::vector<std::string>& config::option_names() {
   return names;
 }
 
+size_t default_memory_limit() {
+  auto pages = ::sysconf(_SC_PHYS_PAGES);
+  auto page = ::sysconf(_SC_PAGESIZE);
+  uint64_t total = pages > 0 && page > 0 ? static_cast<uint64_t>(pages)
+                                               * static_cast<uint64_t>(page)
+                                         : 0;
+  for (auto path : {"/sys/fs/cgroup/memory.max",
+                    "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::ifstream in{path};
+    uint64_t limit = 0;
+    if (in >> limit && limit > 0 && (total == 0 || limit < total))
+      total = limit; // "max" (no limit) does not parse
+  }
+  return static_cast<size_t>(total / 2);
+}
+
 config::config() {
   configure_system(*this);
   opt_group{custom_options_, "objstore"}
@@ -77,7 +95,9 @@ config::config() {
       .add(port_file, "port-file", "write the bound port to this file")
       .add(cluster, "cluster", "worker endpoints host:port in rank order")
       .add(fs_roots, "fs-roots", "absolute directories for fs:// objects")
-      .add(memory_limit, "memory-limit", "limit for mem:// bytes (0: none)")
+      .add(memory_limit, "memory-limit",
+           "limit for mem:// and kernel bytes (0: none; default half the "
+           "memory)")
       .add(max_object_size, "max-object-size",
            "largest accepted object in bytes (0: none)")
       .add(max_graph_ops, "max-graph-ops",

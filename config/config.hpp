@@ -16,6 +16,12 @@
 
 namespace objstore {
 
+/// Half the memory this process may use: the smaller of the machine's
+/// physical memory and the cgroup's `memory.max` (v2) or
+/// `memory.limit_in_bytes` (v1). Ray gives its object store 30 % of the
+/// memory; objstore's mem:// store is also the working memory of kernels.
+size_t default_memory_limit();
+
 /// The one configuration of an objstore process. Every option is declared
 /// once (in the constructor) with its default and help text, and is read
 /// from `caf-application.ini` (or `--config-file=`) and the command line
@@ -40,8 +46,9 @@ public:
   std::vector<std::string> cluster;
   /// Directories that may hold fs:// objects (absolute paths).
   std::vector<std::string> fs_roots;
-  /// Limit for mem:// payload bytes; 0 = none.
-  size_t memory_limit = 0;
+  /// Limit for mem:// payload bytes, kernel allocations included; 0 =
+  /// none. Default: default_memory_limit().
+  size_t memory_limit = default_memory_limit();
   /// Largest accepted object in bytes; 0 = none.
   size_t max_object_size = 0;
   /// Most ops of one task graph (regions included); 0 = none.

@@ -166,6 +166,16 @@ object_store::list(std::optional<objstore::scheme> only) {
   return result;
 }
 
+uint64_t object_store::memory_left() {
+  if (options_.memory_limit == 0)
+    return UINT64_MAX;
+  auto b = backends_.find(scheme::mem);
+  if (b == backends_.end())
+    return options_.memory_limit;
+  auto used = b->second->stats().bytes;
+  return used >= options_.memory_limit ? 0 : options_.memory_limit - used;
+}
+
 store_stats object_store::stats() {
   store_stats result;
   for (auto& [key, b] : backends_)

@@ -102,6 +102,10 @@ public:
   /// Object and byte totals per scheme.
   store_stats stats();
 
+  /// mem:// bytes that may still be stored under `memory_limit`
+  /// (UINT64_MAX without a limit).
+  uint64_t memory_left();
+
   /// Generates a fresh `mem://` URI (unique across nodes).
   uri next_mem_uri() { return ids_.next(); }
 

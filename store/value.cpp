@@ -54,6 +54,8 @@ namespace {
 
 thread_local uint64_t allocation_limit = 0;
 
+thread_local scoped_memory_budget::counter memory_budget;
+
 } // namespace
 
 allocation_limit_exceeded::allocation_limit_exceeded(uint64_t requested,
@@ -63,6 +65,34 @@ allocation_limit_exceeded::allocation_limit_exceeded(uint64_t requested,
             + " bytes exceeds the object size limit of "
             + std::to_string(limit)) {
   // nop
+}
+
+allocation_limit_exceeded
+allocation_limit_exceeded::over_budget(uint64_t requested, uint64_t left) {
+  allocation_limit_exceeded result{requested, left};
+  result.what_ = "allocation of " + std::to_string(requested)
+                 + " bytes exceeds the " + std::to_string(left)
+                 + " bytes the node has left under objstore.memory-limit";
+  return result;
+}
+
+scoped_memory_budget::scoped_memory_budget(uint64_t bytes)
+    : previous_(std::move(memory_budget)) {
+  if (bytes == unlimited)
+    memory_budget.reset();
+  else
+    memory_budget = std::make_shared<std::atomic<int64_t>>(
+        static_cast<int64_t>(std::min<uint64_t>(bytes, INT64_MAX)));
+}
+
+scoped_memory_budget::~scoped_memory_budget() {
+  memory_budget = std::move(previous_);
+}
+
+uint64_t scoped_memory_budget::remaining() noexcept {
+  if (!memory_budget)
+    return unlimited;
+  return static_cast<uint64_t>(std::max<int64_t>(memory_budget->load(), 0));
 }
 
 scoped_allocation_limit::scoped_allocation_limit(uint64_t max_bytes) noexcept
@@ -81,6 +111,23 @@ uint64_t scoped_allocation_limit::current() noexcept {
 std::shared_ptr<buffer> buffer::allocate(size_t size) {
   if (allocation_limit > 0 && size > allocation_limit)
     throw allocation_limit_exceeded{size, allocation_limit};
+  auto budget = memory_budget;
+  if (budget) {
+    auto want = static_cast<int64_t>(std::min<uint64_t>(size, INT64_MAX));
+    auto left = budget->fetch_sub(want) - want;
+    if (left < 0) {
+      budget->fetch_add(want);
+      throw allocation_limit_exceeded::over_budget(
+          size, static_cast<uint64_t>(std::max<int64_t>(left + want, 0)));
+    }
+  }
+  auto result = allocate_unbudgeted(size);
+  if (budget)
+    result->budget_ = std::move(budget);
+  return result;
+}
+
+std::shared_ptr<buffer> buffer::allocate_unbudgeted(size_t size) {
   if (size >= huge_threshold) {
     // Large objects on transparent huge pages: a 256 MiB object takes 128
     // page faults instead of 65536, the difference between filling a fresh
@@ -117,6 +164,9 @@ std::shared_ptr<buffer> buffer::copy_of(std::span<const std::byte> bytes) {
 
 buffer::~buffer() {
   std::free(data_);
+  if (budget_)
+    budget_->fetch_add(
+        static_cast<int64_t>(std::min<size_t>(size_, INT64_MAX)));
 }
 
 // -- tensor -------------------------------------------------------------------

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -78,6 +79,9 @@ struct dtype_of<double> {
 class allocation_limit_exceeded : public std::bad_alloc {
 public:
   allocation_limit_exceeded(uint64_t requested, uint64_t limit);
+  /// A request above what is left of the task's memory budget.
+  static allocation_limit_exceeded over_budget(uint64_t requested,
+                                               uint64_t left);
   const char* what() const noexcept override { return what_.c_str(); }
   uint64_t requested() const noexcept { return requested_; }
   uint64_t limit() const noexcept { return limit_; }
@@ -105,6 +109,33 @@ public:
 
 private:
   uint64_t previous_;
+};
+
+/// The memory a task may still hold in buffers it allocates on the calling
+/// thread while alive (nests; the inner scope wins). `buffer::allocate`
+/// charges each buffer against it and throws `allocation_limit_exceeded`
+/// past it; a buffer gives its bytes back when it is freed, so a kernel's
+/// freed intermediates do not count. A worker opens one per task with the
+/// memory its node has left under `objstore.memory-limit`: kernel
+/// allocations count against the limit before anything is stored.
+class scoped_memory_budget {
+public:
+  static constexpr uint64_t unlimited = UINT64_MAX;
+
+  explicit scoped_memory_budget(uint64_t bytes);
+  scoped_memory_budget(const scoped_memory_budget&) = delete;
+  scoped_memory_budget& operator=(const scoped_memory_budget&) = delete;
+  ~scoped_memory_budget();
+
+  /// Bytes the calling thread may still allocate (`unlimited` outside a
+  /// budget).
+  static uint64_t remaining() noexcept;
+
+  /// The budget's counter (shared with the buffers charged to it).
+  using counter = std::shared_ptr<std::atomic<int64_t>>;
+
+private:
+  counter previous_;
 };
 
 /// One contiguous, 64-byte aligned block of memory. Written once by its
@@ -135,9 +166,14 @@ public:
   std::span<const std::byte> bytes() const noexcept { return {data_, size_}; }
 
 private:
+  /// The allocation itself (no limit or budget applied).
+  static std::shared_ptr<buffer> allocate_unbudgeted(size_t size);
+
   buffer(std::byte* data, size_t size) : data_(data), size_(size) {}
   std::byte* data_;
   size_t size_;
+  /// The task budget this buffer is charged to (given back when freed).
+  scoped_memory_budget::counter budget_;
 };
 
 using buffer_ptr = std::shared_ptr<const buffer>;

@@ -89,6 +89,45 @@ kernel_result group_sum(kernel_context& ctx, std::span<const value_ptr> args) {
   return make_table_result(ctx, std::move(columns));
 }
 
+/// Refuses a join whose `rows` output rows would not fit the task's limits:
+/// its widest column above the per-buffer cap (objstore.max-object-size),
+/// or the whole output plus its row indices above the memory the node has
+/// left (objstore.memory-limit).
+caf::error check_join_size(kernel_context& ctx, const table& left,
+                           const table& right, uint64_t rows) {
+  auto row_bytes = [](const table& t, uint64_t& widest) {
+    uint64_t sum = 0;
+    auto n = static_cast<uint64_t>(std::max<int64_t>(t.num_rows(), 1));
+    for (auto& col : t.columns()) {
+      auto per_row = std::max<uint64_t>(col.data.size_bytes() / n, 1);
+      widest = std::max(widest, per_row);
+      sum += per_row;
+    }
+    return sum;
+  };
+  uint64_t widest = 0;
+  auto bytes_per_row = row_bytes(left, widest) + row_bytes(right, widest)
+                       + 2 * sizeof(int64_t);
+  auto total = rows * bytes_per_row; // rows <= 2^63: left x right rows
+  auto cap = scoped_allocation_limit::current();
+  if (cap > 0 && rows * widest > cap)
+    return make_error(
+        errc::resource_exhausted,
+        "op 'join': " + std::to_string(rows) + " output rows make a column of "
+            + std::to_string(rows * widest)
+            + " bytes, above the object size limit of " + std::to_string(cap)
+            + " bytes (objstore.max-object-size)");
+  auto left_over = scoped_memory_budget::remaining();
+  if (left_over != scoped_memory_budget::unlimited && total > left_over)
+    return make_error(errc::resource_exhausted,
+                      "op 'join': " + std::to_string(rows)
+                          + " output rows need " + std::to_string(total)
+                          + " bytes, the node has " + std::to_string(left_over)
+                          + " left under objstore.memory-limit");
+  static_cast<void>(ctx);
+  return {};
+}
+
 kernel_result join(kernel_context& ctx, std::span<const value_ptr> args) {
   auto l = table_arg(ctx, args, 0);
   if (!l)
@@ -116,32 +155,56 @@ kernel_result join(kernel_context& ctx, std::span<const value_ptr> args) {
                     + std::string{to_string(lk.type())} + " on the left and "
                     + std::string{to_string(rk.type())}
                     + " on the right (use cast)");
-  // Sort the right side once, then look up each left key.
+  // Sort the right side once, then look up each left key: a first pass
+  // counts the output rows, so an output too large for the node's limits
+  // (an equal-key join of n x m rows) fails before anything is allocated.
   auto right_order = stable_order(rk);
   std::vector<int64_t> left_rows;
   std::vector<int64_t> right_rows;
+  caf::error failure;
   visit_dtype(lk.type(), [&](auto tag) {
     using T = decltype(tag);
     auto* lp = data_of<T>(lk);
     auto* rp = data_of<T>(rk);
     auto rows = lk.num_elements();
-    for (int64_t i = 0; i < rows; ++i) {
+    auto matches = [&](int64_t i) {
       auto v = lp[i];
       if constexpr (std::is_floating_point_v<T>)
         if (std::isnan(v)) // NaN matches nothing
-          continue;
+          return std::make_pair(right_order.end(), right_order.end());
       auto lo
           = std::partition_point(right_order.begin(), right_order.end(),
                                  [&](int64_t j) { return key_less(rp[j], v); });
       auto hi = std::partition_point(lo, right_order.end(), [&](int64_t j) {
         return !key_less(v, rp[j]);
       });
+      return std::make_pair(lo, hi);
+    };
+    uint64_t out_rows = 0;
+    for (int64_t i = 0; i < rows; ++i) {
+      if ((i & 0xfff) == 0 && ctx.cancelled()) {
+        failure = make_error(errc::cancelled, "op 'join' cancelled");
+        return;
+      }
+      auto [lo, hi] = matches(i);
+      out_rows += static_cast<uint64_t>(hi - lo);
+    }
+    if (auto err = check_join_size(ctx, left, right, out_rows)) {
+      failure = std::move(err);
+      return;
+    }
+    left_rows.reserve(out_rows);
+    right_rows.reserve(out_rows);
+    for (int64_t i = 0; i < rows; ++i) {
+      auto [lo, hi] = matches(i);
       for (auto it = lo; it != hi; ++it) {
         left_rows.push_back(i);
         right_rows.push_back(*it);
       }
     }
   });
+  if (failure)
+    return failure;
   auto columns = gather_rows(left, left_rows);
   for (auto& col : right.columns()) {
     if (col.name == *key_name)

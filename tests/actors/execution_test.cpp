@@ -153,6 +153,52 @@ TEST_F(execution, max_sleep_bounds_the_sleep_op) {
   EXPECT_NE(why.find("objstore.max-sleep"), std::string::npos) << why;
 }
 
+/// A table of `n` rows whose key column is all zeros (every row matches
+/// every row of another such table) plus one int64 value column.
+value_ptr equal_key_table(int64_t n) {
+  std::vector<int64_t> zeros(static_cast<size_t>(n), 0);
+  std::vector<int64_t> values(static_cast<size_t>(n), 7);
+  auto t = table::make({{"k", tensor::from<int64_t>({n}, zeros)},
+                        {"v", tensor::from<int64_t>({n}, values)}});
+  EXPECT_TRUE(t) << describe(t.error());
+  return make_value(std::move(*t));
+}
+
+TEST_F(execution, kernel_memory_counts_against_the_memory_limit) {
+  local_cluster_options opts;
+  opts.memory_limit = 64u << 20;
+  start(opts);
+  auto& d = connect();
+  // An equal-key join of 2e4 x 2e4 rows: 4e8 output rows. It used to grow
+  // past a gigabyte; now it is refused before anything is allocated.
+  auto l = d.put(0, equal_key_table(20'000));
+  auto r = d.put(0, equal_key_table(20'000));
+  ASSERT_TRUE(l && r);
+  graph_builder b;
+  auto x = b.input();
+  auto y = b.input();
+  b.output(b.add("join", {x, y}, {make_attr("key", "k")}));
+  auto why
+      = expect_error(d.run(b.build(), {*l, *r}, {0}), errc::resource_exhausted);
+  EXPECT_NE(why.find("400000000 output rows"), std::string::npos) << why;
+  EXPECT_NE(why.find("objstore.memory-limit"), std::string::npos) << why;
+  // A kernel buffer larger than what is left of the limit (below the
+  // object size limit, which is off here) fails in the kernel.
+  graph_builder g;
+  g.output(
+      g.add("iota", {},
+            {make_attr("n", int64_t{16} << 20), make_attr("dtype", "int64")}));
+  why = expect_error(d.run(g.build(), {}, {0}), errc::resource_exhausted);
+  EXPECT_NE(why.find("objstore.memory-limit"), std::string::npos) << why;
+  // Within the limit the same kernel works, and the worker serves on.
+  graph_builder small;
+  small.output(small.add(
+      "iota", {},
+      {make_attr("n", int64_t{1} << 20), make_attr("dtype", "int64")}));
+  auto out = d.run(small.build(), {}, {0});
+  ASSERT_TRUE(out) << describe(out.error());
+}
+
 /// Built-ins plus ops that throw: an int (not a std::exception) and a
 /// std::runtime_error, each as a linear op (small inputs run on the
 /// worker's own thread) and as a non-linear one (a task thread).

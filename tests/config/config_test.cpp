@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -113,14 +115,12 @@ TEST(config, bad_values_name_the_key) {
 
 TEST(config, connection_and_data_plane_limits_reach_the_node) {
   config cfg;
-  ASSERT_FALSE(load(cfg, {"--objstore.sessionless-timeout=2s",
-                          "--objstore.max-sessionless-connections=7",
-                          "--objstore.hello-timeout=750ms",
-                          "--objstore.chunk-timeout=3s",
-                          "--objstore.max-pending-connections=9",
-                          "--objstore.max-senders=3",
-                          "--objstore.max-queued-sends=11",
-                          "--objstore.max-tokens=13"}));
+  ASSERT_FALSE(load(
+      cfg, {"--objstore.sessionless-timeout=2s",
+            "--objstore.max-sessionless-connections=7",
+            "--objstore.hello-timeout=750ms", "--objstore.chunk-timeout=3s",
+            "--objstore.max-pending-connections=9", "--objstore.max-senders=3",
+            "--objstore.max-queued-sends=11", "--objstore.max-tokens=13"}));
   auto opts = cfg.make_node_options();
   ASSERT_TRUE(opts) << describe(opts.error());
   EXPECT_EQ(opts->connections.sessionless_timeout, 2s);
@@ -141,6 +141,23 @@ TEST(config, connection_and_data_plane_limits_reach_the_node) {
             connection_guard_options{}.sessionless_timeout);
   EXPECT_EQ(defaults->data.max_senders, data_plane_options{}.max_senders);
   EXPECT_EQ(defaults->data.hello_timeout, data_plane_options{}.hello_timeout);
+}
+
+TEST(config, the_default_memory_limit_is_half_the_memory) {
+  config cfg;
+  ASSERT_FALSE(load(cfg, {}));
+  auto pages = ::sysconf(_SC_PHYS_PAGES);
+  auto page = ::sysconf(_SC_PAGESIZE);
+  auto physical = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+  EXPECT_GT(cfg.memory_limit, 0u) << "not unlimited";
+  EXPECT_LE(cfg.memory_limit, physical / 2);
+  EXPECT_EQ(cfg.memory_limit, default_memory_limit());
+  auto opts = cfg.make_node_options();
+  ASSERT_TRUE(opts);
+  EXPECT_EQ(opts->store.memory_limit, cfg.memory_limit);
+  config off;
+  ASSERT_FALSE(load(off, {"--objstore.memory-limit=0"}));
+  EXPECT_EQ(off.memory_limit, 0u) << "0 still means none";
 }
 
 TEST(config, unparsable_values_and_stray_arguments_are_errors) {

@@ -275,4 +275,34 @@ TEST(value, summary_describes_kind_shape_and_size) {
   EXPECT_EQ(make_value(blob::copy_of("hello"))->summary(), "bytes (5 bytes)");
 }
 
+TEST(memory_budget, buffers_are_charged_and_give_their_bytes_back) {
+  EXPECT_EQ(scoped_memory_budget::remaining(), scoped_memory_budget::unlimited);
+  {
+    scoped_memory_budget budget{1000};
+    EXPECT_EQ(scoped_memory_budget::remaining(), 1000u);
+    auto a = buffer::allocate(600);
+    EXPECT_EQ(scoped_memory_budget::remaining(), 400u);
+    try {
+      buffer::allocate(500);
+      ADD_FAILURE() << "500 bytes fit in the 400 left";
+    } catch (const allocation_limit_exceeded& ex) {
+      EXPECT_NE(std::string{ex.what()}.find("objstore.memory-limit"),
+                std::string::npos)
+          << ex.what();
+      EXPECT_EQ(ex.limit(), 400u);
+    }
+    EXPECT_EQ(scoped_memory_budget::remaining(), 400u) << "a refusal is free";
+    a.reset(); // a freed intermediate no longer counts
+    EXPECT_EQ(scoped_memory_budget::remaining(), 1000u);
+    auto b = buffer::allocate(1000);
+    EXPECT_EQ(scoped_memory_budget::remaining(), 0u);
+    {
+      scoped_memory_budget inner{scoped_memory_budget::unlimited};
+      EXPECT_NO_THROW(buffer::allocate(4096)) << "the inner scope wins";
+    }
+    EXPECT_THROW(buffer::allocate(1), allocation_limit_exceeded);
+  }
+  EXPECT_EQ(scoped_memory_budget::remaining(), scoped_memory_budget::unlimited);
+}
+
 } // namespace
