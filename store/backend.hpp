@@ -26,6 +26,8 @@ struct object_info {
 struct backend_stats {
   uint64_t objects = 0;
   uint64_t bytes = 0;
+
+  bool operator==(const backend_stats&) const = default;
 };
 
 /// Storage for the objects of one URI scheme.

@@ -1,8 +1,11 @@
 #include "store/file_backend.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <random>
+#include <utility>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,6 +14,7 @@
 #include <unistd.h>
 
 #include "store/codec.hpp"
+#include "store/detail/fs_walk.hpp"
 #include "store/error.hpp"
 
 namespace fs = std::filesystem;
@@ -26,10 +30,7 @@ caf::error sys_error(const uri& id, std::string_view what, int code) {
                             + std::strerror(code));
 }
 
-bool is_under(const fs::path& p, const fs::path& root) {
-  auto [r, q] = std::mismatch(root.begin(), root.end(), p.begin(), p.end());
-  return r == root.end();
-}
+using detail::is_under;
 
 constexpr const char* owner_attr = "user.objstore.owner";
 
@@ -37,10 +38,13 @@ constexpr const char* owner_attr = "user.objstore.owner";
 /// tmpfs since Linux 6.6 do; some network file systems do not).
 caf::error probe_xattrs(const fs::path& dir) {
   auto probe = dir / ".objstore-tmp-xattr-probe";
-  int fd
-      = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // O_EXCL after removing a leftover: never opens whatever (a FIFO, a
+  // symlink) might sit under the probe's name.
+  ::unlink(probe.c_str());
+  int fd = ::open(probe.c_str(),
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
-    return make_error(errc::io_error,
+    return make_error(errc::invalid_argument,
                       "fs root '" + dir.string()
                           + "' is not writable: " + std::strerror(errno));
   auto rc = ::fsetxattr(fd, owner_attr, "probe", 5, 0);
@@ -61,6 +65,58 @@ bool is_temp_name(const fs::path& p) {
   return p.filename().string().starts_with(file_backend::temp_prefix);
 }
 
+/// Checks that `root` names a directory this process can use as a root
+/// (creating a missing writable one) and returns its canonical path.
+/// Errors are `invalid_argument` naming the root: configuration errors.
+caf::expected<fs::path> usable_root(const fs::path& root, bool writable) {
+  auto fail = [&](const std::string& why) {
+    return make_error(errc::invalid_argument,
+                      std::string{writable ? "fs root '" : "shared root '"}
+                          + root.string() + "' " + why);
+  };
+  if (!root.is_absolute())
+    return fail("is not absolute");
+  std::error_code ec;
+  auto st = fs::status(root, ec);
+  if (st.type() == fs::file_type::not_found) {
+    if (!writable)
+      return fail("does not exist");
+    if (fs::create_directories(root, ec); ec)
+      return fail("cannot be created: " + ec.message());
+  } else if (ec) {
+    return fail("cannot be resolved: " + ec.message());
+  }
+  auto canonical = fs::canonical(root, ec);
+  if (ec)
+    return fail("cannot be resolved: " + ec.message());
+  if (!fs::is_directory(canonical, ec))
+    return fail("is not a directory");
+  auto mode = R_OK | X_OK | (writable ? W_OK : 0);
+  if (::faccessat(AT_FDCWD, canonical.c_str(), mode, AT_EACCESS) != 0)
+    return fail(std::string{"is not "}
+                + (writable ? "readable and writable" : "readable")
+                + " by this process: " + std::strerror(errno));
+  return canonical;
+}
+
+/// The URI of an object file, or none when its path makes no valid fs://
+/// URI (control characters, too long): such files cannot be addressed, so
+/// they are not objects.
+std::optional<uri> object_uri(const fs::path& p) {
+  auto result = uri::parse("fs://" + p.string());
+  if (!result)
+    return std::nullopt;
+  return std::move(*result);
+}
+
+/// The error for a URI naming something else than a regular file.
+caf::error not_regular(const uri& id, mode_t mode) {
+  return make_error(errc::invalid_uri,
+                    "'" + id.str() + "': is "
+                        + std::string{detail::file_type_name(mode)}
+                        + ", not a regular file");
+}
+
 /// Owns a file descriptor.
 struct fd_guard {
   int fd = -1;
@@ -69,6 +125,42 @@ struct fd_guard {
       ::close(fd);
   }
 };
+
+/// Opens the object file `path` for reading without ever blocking: an
+/// `O_PATH` descriptor (which opens no device and reads no FIFO) checks
+/// that it is a regular file first, and the read descriptor is opened with
+/// `O_NONBLOCK` and checked again before the flag is cleared (a concurrent
+/// put may have renamed a new file in between; that one is read). Fills
+/// `st`. Errors: `not_found`, `invalid_uri` (not a regular file),
+/// `io_error`.
+caf::expected<int> open_object(const fs::path& path, const uri& id,
+                               struct stat& st) {
+  fd_guard probe{::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC)};
+  if (probe.fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return make_error(errc::not_found, id.str());
+    return sys_error(id, "cannot open", errno);
+  }
+  if (::fstat(probe.fd, &st) != 0)
+    return sys_error(id, "cannot stat", errno);
+  if (!S_ISREG(st.st_mode))
+    return not_regular(id, st.st_mode);
+  fd_guard file{
+      ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)};
+  if (file.fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return make_error(errc::not_found, id.str());
+    return sys_error(id, "cannot open", errno);
+  }
+  if (::fstat(file.fd, &st) != 0)
+    return sys_error(id, "cannot stat", errno);
+  if (!S_ISREG(st.st_mode))
+    return not_regular(id, st.st_mode); // swapped since the check
+  auto flags = ::fcntl(file.fd, F_GETFL);
+  if (flags < 0 || ::fcntl(file.fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+    return sys_error(id, "cannot clear O_NONBLOCK", errno);
+  return std::exchange(file.fd, -1);
+}
 
 /// Reads from a file descriptor of known size.
 class fd_source : public byte_source {
@@ -133,49 +225,76 @@ file_backend::make(file_backend_options options) {
   if (options.roots.empty() && options.read_only_roots.empty())
     return make_error(errc::invalid_argument, "file backend needs a root");
   std::unique_ptr<file_backend> result{new file_backend(std::move(options))};
+  auto& roots = result->roots_;
+  auto known = [&roots](const fs::path& p) {
+    return std::find(roots.begin(), roots.end(), p) != roots.end();
+  };
   for (auto& root : result->options_.read_only_roots) {
-    std::error_code ec;
-    auto canonical = fs::canonical(root, ec);
-    if (!root.is_absolute() || ec || !fs::is_directory(canonical))
-      return make_error(errc::invalid_argument,
-                        "shared root '" + root.string()
-                            + "' is not an existing absolute directory");
-    result->read_only_roots_.push_back(canonical);
+    auto canonical = usable_root(root, false);
+    if (!canonical)
+      return canonical.error();
+    result->read_only_roots_.push_back(std::move(*canonical));
   }
   for (auto& root : result->options_.roots) {
-    if (!root.is_absolute())
-      return make_error(errc::invalid_argument,
-                        "fs root '" + root.string() + "' is not absolute");
-    std::error_code ec;
-    fs::create_directories(root, ec);
-    auto canonical = fs::canonical(root, ec);
-    if (ec || !fs::is_directory(canonical))
-      return make_error(errc::io_error,
-                        "fs root '" + root.string()
-                            + "' is not a usable directory: " + ec.message());
-    if (auto err = probe_xattrs(canonical))
+    auto canonical = usable_root(root, true);
+    if (!canonical)
+      return canonical.error();
+    if (auto err = probe_xattrs(*canonical))
       return err;
-    result->roots_.push_back(canonical);
+    // Each root once, or the scan would count its objects twice.
+    if (!known(*canonical))
+      roots.push_back(std::move(*canonical));
   }
-  auto writable = result->roots_.size();
+  auto writable = roots.size();
   // Read-only roots resolve like the others; listed after the writable
   // ones, and never cleaned (they may be read-only mounts).
-  result->roots_.insert(result->roots_.end(), result->read_only_roots_.begin(),
-                        result->read_only_roots_.end());
-  if (result->options_.clean_temp_files) {
-    for (size_t k = 0; k < writable; ++k) {
-      auto& root = result->roots_[k];
-      std::error_code ec;
-      std::vector<fs::path> stale;
-      for (auto i = fs::recursive_directory_iterator(root, ec);
-           !ec && i != fs::recursive_directory_iterator(); i.increment(ec))
-        if (i->is_regular_file() && is_temp_name(i->path()))
-          stale.push_back(i->path());
-      for (auto& p : stale)
-        fs::remove(p, ec);
-    }
-  }
+  for (auto& root : result->read_only_roots_)
+    if (!known(root))
+      roots.push_back(root);
+  if (auto err = result->scan(writable))
+    return err;
   return result;
+}
+
+caf::error file_backend::scan(size_t writable_roots) {
+  auto warn = [this](std::string text) {
+    if (scan_warnings_.size() < max_scan_warnings)
+      scan_warnings_.push_back(std::move(text));
+    ++scan_warning_count_;
+  };
+  bool clean = false;
+  std::vector<fs::path> stale;
+  auto visit = [&](const detail::walk_entry& entry) {
+    switch (entry.kind) {
+      case detail::walk_entry::object:
+        if (!object_uri(entry.path)) {
+          warn("'" + entry.path.string()
+               + "': name makes no valid fs:// URI, not an object");
+          break;
+        }
+        ++objects_;
+        bytes_ += entry.size;
+        break;
+      case detail::walk_entry::temp_file:
+        if (clean)
+          stale.push_back(entry.path);
+        break;
+      case detail::walk_entry::warning:
+        warn("'" + entry.path.string() + "': " + entry.reason);
+        break;
+    }
+  };
+  for (size_t k = 0; k < roots_.size(); ++k) {
+    clean = options_.clean_temp_files && k < writable_roots;
+    if (auto err = detail::walk_root(roots_[k], roots_, temp_prefix, visit))
+      return err;
+  }
+  for (auto& p : stale) {
+    std::error_code ec;
+    if (!fs::remove(p, ec) && ec)
+      warn("'" + p.string() + "': cannot remove temp file: " + ec.message());
+  }
+  return {};
 }
 
 caf::expected<fs::path> file_backend::resolve(const uri& id) const {
@@ -291,9 +410,9 @@ caf::error file_backend::put_owned(const uri& id, const value_ptr& x,
     return make_error(errc::io_error,
                       "'" + id.str()
                           + "': cannot create directory: " + ec.message());
-  if (fs::is_directory(*path, ec))
-    return make_error(errc::invalid_uri,
-                      "'" + id.str() + "': names a directory");
+  struct stat old;
+  if (::lstat(path->c_str(), &old) == 0 && !S_ISREG(old.st_mode))
+    return not_regular(id, old.st_mode);
   auto tmp = dir
              / (std::string{temp_prefix} + path->filename().string() + "-"
                 + random_suffix());
@@ -329,8 +448,27 @@ caf::error file_backend::put_owned(const uri& id, const value_ptr& x,
   file.fd = -1;
   if (options_.before_publish)
     options_.before_publish();
-  if (::rename(tmp.c_str(), path->c_str()) != 0)
-    return fail("rename failed", errno);
+  {
+    // The old file's size and the rename in one step, so concurrent puts
+    // and erases of the same path cannot both count it.
+    std::lock_guard guard{counters_mtx_};
+    bool replaces = false;
+    if (::lstat(path->c_str(), &old) == 0) {
+      if (!S_ISREG(old.st_mode)) {
+        ::unlink(tmp.c_str());
+        return not_regular(id, old.st_mode);
+      }
+      replaces = true;
+    }
+    if (::rename(tmp.c_str(), path->c_str()) != 0)
+      return fail("rename failed", errno);
+    if (replaces) {
+      bytes_ -= std::min(bytes_, static_cast<uint64_t>(old.st_size));
+    } else {
+      ++objects_;
+    }
+    bytes_ += pieces.size();
+  }
   if (options_.sync) {
     fd_guard dir_fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
     if (dir_fd.fd >= 0)
@@ -343,17 +481,11 @@ caf::expected<value_ptr> file_backend::get(const uri& id) {
   auto path = resolve(id);
   if (!path)
     return path.error();
-  fd_guard file{::open(path->c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)};
-  if (file.fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR)
-      return make_error(errc::not_found, id.str());
-    return sys_error(id, "cannot open", errno);
-  }
   struct stat st;
-  if (::fstat(file.fd, &st) != 0)
-    return sys_error(id, "cannot stat", errno);
-  if (!S_ISREG(st.st_mode))
-    return make_error(errc::not_found, id.str() + " (not a regular file)");
+  auto fd = open_object(*path, id, st);
+  if (!fd)
+    return fd.error();
+  fd_guard file{*fd};
   fd_source src{file.fd, static_cast<size_t>(st.st_size)};
   return decode(src, id.str());
 }
@@ -365,14 +497,22 @@ caf::error file_backend::erase(const uri& id) {
   if (read_only(id))
     return make_error(errc::permission_denied,
                       "'" + id.str() + "': in a read-only shared root");
-  std::error_code ec;
-  if (!fs::is_regular_file(fs::symlink_status(*path, ec)))
-    return make_error(errc::not_found, id.str());
+  std::lock_guard guard{counters_mtx_};
+  struct stat st;
+  if (::lstat(path->c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR)
+      return make_error(errc::not_found, id.str());
+    return sys_error(id, "cannot stat", errno);
+  }
+  if (!S_ISREG(st.st_mode))
+    return not_regular(id, st.st_mode);
   if (::unlink(path->c_str()) != 0) {
     if (errno == ENOENT)
       return make_error(errc::not_found, id.str());
     return sys_error(id, "cannot remove", errno);
   }
+  objects_ -= std::min<uint64_t>(objects_, 1);
+  bytes_ -= std::min(bytes_, static_cast<uint64_t>(st.st_size));
   return {};
 }
 
@@ -386,34 +526,21 @@ caf::expected<bool> file_backend::exists(const uri& id) {
 
 caf::expected<std::vector<object_info>> file_backend::list() {
   std::vector<object_info> result;
-  for (auto& root : roots_) {
-    std::error_code ec;
-    for (auto i = fs::recursive_directory_iterator(root, ec);
-         i != fs::recursive_directory_iterator(); i.increment(ec)) {
-      if (ec)
-        break;
-      if (!i->is_regular_file(ec) || i->is_symlink(ec)
-          || is_temp_name(i->path()))
-        continue;
-      auto id = uri::parse("fs://" + i->path().string());
-      if (id)
-        result.push_back({std::move(*id), i->file_size(ec)});
-    }
-    if (ec)
-      return make_error(errc::io_error, "cannot list fs root '" + root.string()
-                                            + "': " + ec.message());
-  }
+  auto visit = [&result](const detail::walk_entry& entry) {
+    if (entry.kind != detail::walk_entry::object)
+      return;
+    if (auto id = object_uri(entry.path))
+      result.push_back({std::move(*id), entry.size});
+  };
+  for (auto& root : roots_)
+    if (auto err = detail::walk_root(root, roots_, temp_prefix, visit))
+      return err;
   return result;
 }
 
 backend_stats file_backend::stats() {
-  backend_stats result;
-  if (auto objects = list(); objects) {
-    result.objects = objects->size();
-    for (auto& info : *objects)
-      result.bytes += info.size_bytes;
-  }
-  return result;
+  std::lock_guard guard{counters_mtx_};
+  return {objects_, bytes_};
 }
 
 } // namespace objstore

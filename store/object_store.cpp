@@ -52,6 +52,13 @@ void object_store::register_backend(std::shared_ptr<backend> b) {
   backends_[key] = std::move(b);
 }
 
+file_backend* object_store::files() const noexcept {
+  auto i = backends_.find(scheme::fs);
+  if (i == backends_.end())
+    return nullptr;
+  return dynamic_cast<file_backend*>(i->second.get());
+}
+
 caf::expected<backend*> object_store::backend_for(objstore::scheme x,
                                                   const uri& id) {
   auto i = backends_.find(x);

@@ -13,6 +13,8 @@
 
 namespace objstore {
 
+class file_backend;
+
 /// Options of one node's object store.
 struct object_store_options {
   /// Prefix of generated `mem://` ids; empty draws a random node id.
@@ -110,6 +112,11 @@ public:
   uri next_mem_uri() { return ids_.next(); }
 
   const object_store_options& options() const noexcept { return options_; }
+
+  /// The `fs://` backend, or null when the store serves no `fs://` or
+  /// another class serves it; e.g. for the `scan_warnings` of its startup
+  /// scan after `make`.
+  file_backend* files() const noexcept;
 
   /// Returns the backend of `x`, or an `unsupported_scheme` error naming
   /// `id`.

@@ -302,6 +302,38 @@ TEST_P(backend_conformance, synced_puts_round_trip_and_persist) {
   }
 }
 
+TEST_P(backend_conformance, stats_follow_any_sequence_of_puts_and_erases) {
+  // What the stats must be, tracked independently of the backend.
+  std::map<std::string, uint64_t> stored;
+  auto expect_stats = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    uint64_t bytes = 0;
+    for (auto& [name, size] : stored)
+      bytes += size;
+    auto st = backend_->stats();
+    EXPECT_EQ(st.objects, stored.size());
+    EXPECT_EQ(st.bytes, bytes);
+  };
+  for (int step = 0; step < 60; ++step) {
+    auto name = "k" + std::to_string(step * 7 % 5);
+    if (step % 4 == 3) {
+      auto err = backend_->erase(id(name));
+      EXPECT_EQ(code_of(err), stored.erase(name) ? errc::none : errc::not_found)
+          << describe(err);
+    } else {
+      // Overwrites change the size, up and down.
+      auto x = make_value(blob::copy_of(std::string(step * 13 % 200, 'q')));
+      ASSERT_FALSE(backend_->put(id(name), x));
+      stored[name] = accounted_size(*x);
+    }
+    expect_stats("step " + std::to_string(step));
+  }
+  if (GetParam().persistent) {
+    open(false);
+    expect_stats("reopened");
+  }
+}
+
 TEST_P(backend_conformance, concurrent_puts_and_gets_see_whole_values) {
   constexpr int threads = 4;
   constexpr int rounds = 25;

@@ -149,14 +149,18 @@ TEST_F(file_backend_test, temp_file_names_are_reserved) {
 TEST_F(file_backend_test, a_directory_is_not_an_object) {
   fs::create_directories(root() / "dir" / "sub");
   auto key = id(root() / "dir");
-  EXPECT_EQ(code_of(backend_->put(key, make_value(blob::copy_of("x")))),
-            errc::invalid_uri);
+  auto put = backend_->put(key, make_value(blob::copy_of("x")));
+  EXPECT_EQ(code_of(put), errc::invalid_uri);
+  EXPECT_NE(message_of(put).find("is a directory"), std::string::npos)
+      << describe(put);
   EXPECT_TRUE(fs::is_directory(root() / "dir" / "sub"));
   auto got = backend_->get(key);
   ASSERT_FALSE(got);
-  EXPECT_EQ(code_of(got.error()), errc::not_found);
+  EXPECT_EQ(code_of(got.error()), errc::invalid_uri) << describe(got.error());
+  EXPECT_NE(message_of(got.error()).find(key.str()), std::string::npos);
   EXPECT_EQ(backend_->exists(key), caf::expected<bool>{false});
-  EXPECT_EQ(code_of(backend_->erase(key)), errc::not_found);
+  EXPECT_EQ(code_of(backend_->erase(key)), errc::invalid_uri);
+  EXPECT_TRUE(fs::is_directory(root() / "dir" / "sub"));
 }
 
 TEST_F(file_backend_test, bad_roots_are_refused) {
@@ -170,13 +174,27 @@ TEST_F(file_backend_test, bad_roots_are_refused) {
   made = file_backend::make(file_backend_options::defaults());
   ASSERT_FALSE(made);
   EXPECT_EQ(code_of(made.error()), errc::invalid_argument);
-  file_backend_options on_a_file;
-  on_a_file.roots = {secret()};
-  made = file_backend::make(on_a_file);
-  ASSERT_FALSE(made);
-  EXPECT_EQ(code_of(made.error()), errc::io_error);
-  EXPECT_NE(message_of(made.error()).find(secret().string()),
-            std::string::npos);
+  // A regular file, or a path through one: a configuration error naming
+  // the root, for writable and shared roots alike.
+  for (auto& bad : {secret(), secret() / "below"}) {
+    SCOPED_TRACE(bad.string());
+    file_backend_options on_a_file;
+    on_a_file.roots = {bad};
+    made = file_backend::make(on_a_file);
+    ASSERT_FALSE(made);
+    EXPECT_EQ(code_of(made.error()), errc::invalid_argument)
+        << describe(made.error());
+    EXPECT_NE(message_of(made.error()).find(bad.string()), std::string::npos)
+        << describe(made.error());
+    file_backend_options shared_file;
+    shared_file.read_only_roots = {bad};
+    made = file_backend::make(shared_file);
+    ASSERT_FALSE(made);
+    EXPECT_EQ(code_of(made.error()), errc::invalid_argument);
+    EXPECT_NE(message_of(made.error()).find(bad.string()), std::string::npos)
+        << describe(made.error());
+  }
+  EXPECT_EQ(test::read_file(secret()), "untouched");
 }
 
 TEST_F(file_backend_test, missing_roots_are_created) {
