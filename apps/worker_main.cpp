@@ -15,6 +15,7 @@
 #include "actors/tls.hpp"
 #include "apps/demo_job.hpp"
 #include "store/error.hpp"
+#include "store/file_backend.hpp"
 
 namespace objstore::apps {
 
@@ -62,6 +63,16 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
   if (!node) {
     std::cerr << "objstore-node: " << describe(node.error()) << '\n';
     return 1;
+  }
+  if (auto* files = node->objects->files()) {
+    // What the start-up scan of the fs roots skipped (loops, FIFOs,
+    // unreadable entries): reported, never fatal.
+    for (auto& warning : files->scan_warnings())
+      std::cerr << "objstore-node: fs roots: skipped " << warning << '\n';
+    auto more = files->scan_warning_count() - files->scan_warnings().size();
+    if (more > 0)
+      std::cerr << "objstore-node: fs roots: " << more
+                << " more entries skipped\n";
   }
   auto port
       = publish_node(sys, *node, static_cast<uint16_t>(cfg.port), cfg.host);

@@ -8,6 +8,8 @@
 #include <csignal>
 #include <future>
 
+#include <sys/stat.h>
+
 #include "apps/process_support.hpp"
 
 using namespace objstore;
@@ -112,6 +114,45 @@ TEST_F(process_fault, sigterm_lets_running_tasks_finish) {
   ASSERT_TRUE(status) << proc(1).describe();
   EXPECT_EQ(describe_status(*status), "exit 0") << proc(1).describe();
   EXPECT_NE(proc(1).out().find("SIGINT, draining"), std::string::npos);
+}
+
+TEST_F(process_fault, a_root_with_loops_and_fifos_starts_serves_and_stops) {
+  // Used to be a crash loop (uncaught filesystem_error on the loop) or a
+  // node whose every fs:// call and SIGTERM hung on the FIFO.
+  auto root = dir() / "root";
+  fs::create_directories(root / "data");
+  fs::create_symlink(".", root / "data" / "loop");
+  fs::create_directory_symlink(root / "b", root / "a");
+  fs::create_directory_symlink(root / "a", root / "b");
+  ASSERT_EQ(::mkfifo((root / "data" / "pipe.obj").c_str(), 0600), 0);
+  ASSERT_TRUE(start_workers(1, worker_flags{}.root(root)));
+  auto err = proc(0).err();
+  EXPECT_NE(err.find("skipped"), std::string::npos) << err;
+  EXPECT_NE(err.find("pipe.obj"), std::string::npos) << err;
+  auto d = connect();
+  ASSERT_TRUE(d);
+  // The FIFO's URI is refused at once; fs:// objects next to it work.
+  auto pipe = "fs://" + (root / "data" / "pipe.obj").string();
+  host_var fifo{d->world_size()};
+  fifo.set(0, d->adopt(0, pipe));
+  auto fetched
+      = std::async(std::launch::async, [&] { return d->fetch(fifo, 0); });
+  ASSERT_EQ(fetched.wait_for(10s), std::future_status::ready)
+      << "the FIFO blocked the worker";
+  auto why = expect_error(fetched.get(), errc::invalid_uri);
+  EXPECT_NE(why.find("not a regular file"), std::string::npos) << why;
+  auto target = "fs://" + (root / "data" / "x.obj").string();
+  auto x = d->put(0, small_tensor({4}), target);
+  ASSERT_TRUE(x) << describe(x.error());
+  auto v = d->fetch(*x, 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  x->reset();
+  fifo.reset();
+  d.reset();
+  proc(0).signal(SIGTERM);
+  auto status = proc(0).wait_exit(20s);
+  ASSERT_TRUE(status) << proc(0).describe();
+  EXPECT_EQ(describe_status(*status), "exit 0") << proc(0).describe();
 }
 
 TEST_F(process_fault, stopped_worker_is_detected_within_the_heartbeat_timeout) {
