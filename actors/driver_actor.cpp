@@ -377,6 +377,24 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
           put_request& req) -> caf::result<std::string> {
         auto what
             = "put " + (req.value.ptr ? req.value.ptr->summary() : "null");
+        // Bytes that can never fit stay here: the worker would receive
+        // them all (CAF reads whole messages) only to refuse them.
+        if (req.value.ptr && rank < self->state.infos.size()) {
+          auto& info = self->state.infos[rank];
+          auto size = static_cast<uint64_t>(req.value.ptr->size_bytes());
+          auto over = [&](uint64_t limit, const char* option) {
+            return make_error(errc::resource_exhausted,
+                              what + ": " + std::to_string(size)
+                                  + " bytes exceed rank " + std::to_string(rank)
+                                  + "'s limit of " + std::to_string(limit)
+                                  + " bytes (" + option + "); nothing sent");
+          };
+          if (info.max_object_size > 0 && size > info.max_object_size)
+            return over(info.max_object_size, "objstore.max-object-size");
+          if (req.target.empty() && info.memory_limit > 0
+              && size > info.memory_limit)
+            return over(info.memory_limit, "objstore.memory-limit");
+        }
         return forward<std::string>(self, rank, std::move(what),
                                     put_atom::value, std::move(req));
       },

@@ -340,6 +340,8 @@ caf::expected<session_info> open_session(self_ptr self,
   info.data_port = st.data ? st.data->port() : 0;
   info.key = session_key{x.id, x.secret};
   info.operator_access = op;
+  info.max_object_size = st.objects->options().max_object_size;
+  info.memory_limit = st.objects->options().memory_limit;
   st.sessions.emplace(x.id, std::move(x));
   return info;
 }

@@ -87,6 +87,11 @@ struct session_info {
   session_key key;
   /// Whether the operator secret was accepted.
   bool operator_access = false;
+  /// The worker's objstore.max-object-size and objstore.memory-limit (0 =
+  /// none): a driver refuses a put that can never fit before sending its
+  /// bytes (the worker would otherwise receive all of them to refuse them).
+  uint64_t max_object_size = 0;
+  uint64_t memory_limit = 0;
 
   friend bool operator==(const session_info&, const session_info&) = default;
 };
@@ -213,7 +218,8 @@ typename Inspector::result_type inspect(Inspector& f, peer_info& x) {
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, session_info& x) {
   return f(caf::meta::type_name("objstore::session_info"), x.rank, x.node_id,
-           x.policy, x.data_port, x.key, x.operator_access);
+           x.policy, x.data_port, x.key, x.operator_access, x.max_object_size,
+           x.memory_limit);
 }
 
 template<class Inspector>

@@ -199,6 +199,28 @@ TEST_F(execution, kernel_memory_counts_against_the_memory_limit) {
   ASSERT_TRUE(out) << describe(out.error());
 }
 
+TEST_F(execution, a_put_that_can_never_fit_is_refused_before_its_bytes_go) {
+  local_cluster_options opts;
+  opts.max_object_size = 1u << 20;
+  opts.memory_limit = 10u << 20;
+  start(opts);
+  auto& d = connect();
+  auto before = d.stats();
+  ASSERT_TRUE(before);
+  std::vector<int64_t> many(size_t{8} << 20, 1); // 64 MiB
+  auto big = make_value(
+      tensor::from<int64_t>({static_cast<int64_t>(many.size())}, many));
+  auto why = expect_error(d.put(0, big), errc::resource_exhausted);
+  EXPECT_NE(why.find("objstore.max-object-size"), std::string::npos) << why;
+  EXPECT_NE(why.find("nothing sent"), std::string::npos) << why;
+  auto after = d.stats();
+  ASSERT_TRUE(after);
+  EXPECT_LT(after->bytes_sent - before->bytes_sent, 1u << 20)
+      << "the refused value crossed the wire";
+  auto ok = d.put(0, small_tensor({1}));
+  ASSERT_TRUE(ok) << describe(ok.error());
+}
+
 /// Built-ins plus ops that throw: an int (not a std::exception) and a
 /// std::runtime_error, each as a linear op (small inputs run on the
 /// worker's own thread) and as a non-linear one (a task thread).
