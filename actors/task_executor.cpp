@@ -1,6 +1,7 @@
 #include "actors/task_executor.hpp"
 
 #include <algorithm>
+#include <cstdlib>
 #include <iterator>
 #include <utility>
 
@@ -18,9 +19,14 @@ task_executor::task_executor(task_executor_options options)
 
 task_executor::~task_executor() {
   stop();
-  for (auto& t : threads_)
+  for (auto& t : threads_) {
+    // Destroyed by one of its own tasks would deadlock on join: a bug of
+    // the owner (the worker keeps the pool alive past its tasks).
+    if (t.get_id() == std::this_thread::get_id())
+      std::abort();
     if (t.joinable())
       t.join();
+  }
 }
 
 bool task_executor::submit(uint64_t session, cancel_flag flag, work run,

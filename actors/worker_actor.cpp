@@ -128,10 +128,17 @@ using task_done_atom = caf::atom_constant<caf::atom("taskdone")>;
 /// never serialized, hence unreachable from other nodes.
 caf::behavior task_actor(caf::event_based_actor* self,
                          std::shared_ptr<task_job> job,
-                         std::shared_ptr<task_executor> executor,
+                         std::weak_ptr<task_executor> pool,
                          session_id session) {
+  // Weak: a task actor may be freed on a pool thread (the pool's callback
+  // holds the last reference), and the pool must never be destroyed there.
   return {
       [=](run_atom) -> caf::result<task_outcome> {
+        auto executor = pool.lock();
+        if (!executor) {
+          self->quit();
+          return make_error(errc::cancelled, "the node is stopping");
+        }
         auto me = caf::actor_cast<caf::actor>(self);
         auto run = [job, me] {
           auto out = run_job_safely(*job);
@@ -778,7 +785,8 @@ worker_actor_impl(self_ptr self, node_options options,
           self->state.running.erase(running);
           finish();
         };
-        auto task = self->spawn(task_actor, job, st.executor, s);
+        auto task = self->spawn(task_actor, job,
+                                std::weak_ptr<task_executor>{st.executor}, s);
         self->request(task, caf::infinite, run_atom::value)
             .then(
                 [self, rp, s, task_id, done](task_outcome& out) mutable {
