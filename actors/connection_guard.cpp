@@ -163,10 +163,9 @@ connection_guard::connection_guard(caf::actor_system& sys,
     : sys_(sys), options_(options) {
   if (options_.period.count() <= 0) {
     auto quarter = options_.sessionless_timeout / 4;
-    options_.period = quarter.count() > 0
-                          ? std::min<std::chrono::milliseconds>(
-                                quarter, std::chrono::seconds{1})
-                          : std::chrono::milliseconds{1'000};
+    options_.period = quarter.count() > 0 ? std::min<std::chrono::milliseconds>(
+                          quarter, std::chrono::seconds{1})
+                                          : std::chrono::milliseconds{1'000};
   }
 }
 
@@ -194,7 +193,9 @@ void connection_guard::watch(uint16_t port) {
     return;
   std::lock_guard guard{mtx_};
   if (!stopping_ && !thread_.joinable())
-    thread_ = std::thread{[this] { loop(); }};
+    thread_ = std::thread{[this] {
+      loop();
+    }};
 }
 
 void connection_guard::stop() {
@@ -241,8 +242,9 @@ size_t connection_guard::sweep() {
     }
     first_seen_ = std::move(seen);
     // Shut down earlier but not yet closed by CAF: not counted twice.
-    std::erase_if(shut_down_,
-                  [&](uint64_t inode) { return first_seen_.count(inode) == 0; });
+    std::erase_if(shut_down_, [&](uint64_t inode) {
+      return first_seen_.count(inode) == 0;
+    });
     stats_.connections = conns.size();
     for (auto& [node, n] : session_nodes_)
       nodes.push_back(node);
@@ -251,8 +253,8 @@ size_t connection_guard::sweep() {
   auto expired = [&](const connection& c) {
     return timeout.count() > 0 && now - c.first_seen >= timeout;
   };
-  bool over = options_.max_sessionless > 0
-              && conns.size() > options_.max_sessionless;
+  bool over
+      = options_.max_sessionless > 0 && conns.size() > options_.max_sessionless;
   bool any_expired = std::any_of(conns.begin(), conns.end(), expired);
   size_t idle = 0;
   size_t over_limit = 0;
@@ -310,14 +312,14 @@ size_t connection_guard::sweep() {
     for (auto& c : conns)
       if (!is_protected(c) && !shut_down_.count(c.inode))
         open.push_back(&c);
-    std::sort(open.begin(), open.end(), [](auto* x, auto* y) {
-      return x->first_seen < y->first_seen;
-    });
+    std::sort(open.begin(), open.end(),
+              [](auto* x, auto* y) { return x->first_seen < y->first_seen; });
     size_t kept = open.size();
     for (auto* c : open) {
       bool is_idle = expired(*c);
       if (!is_idle
-          && (options_.max_sessionless == 0 || kept <= options_.max_sessionless))
+          && (options_.max_sessionless == 0
+              || kept <= options_.max_sessionless))
         continue;
       {
         // Counted before the peer can see the close.

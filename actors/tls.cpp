@@ -177,7 +177,7 @@ std::string openssl_reason(const char* fallback) {
 // symbols come before libssl's) and clear the queue first, as documented.
 namespace {
 
-template <class F>
+template<class F>
 F next_symbol(const char* name) {
   auto f = reinterpret_cast<F>(dlsym(RTLD_NEXT, name));
   if (f == nullptr) {

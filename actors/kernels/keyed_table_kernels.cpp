@@ -93,8 +93,8 @@ kernel_result group_sum(kernel_context& ctx, std::span<const value_ptr> args) {
 /// its widest column above the per-buffer cap (objstore.max-object-size),
 /// or the whole output plus its row indices above the memory the node has
 /// left (objstore.memory-limit).
-caf::error check_join_size(kernel_context& ctx, const table& left,
-                           const table& right, uint64_t rows) {
+caf::error check_join_size(const table& left, const table& right,
+                           uint64_t rows) {
   auto row_bytes = [](const table& t, uint64_t& widest) {
     uint64_t sum = 0;
     auto n = static_cast<uint64_t>(std::max<int64_t>(t.num_rows(), 1));
@@ -124,7 +124,6 @@ caf::error check_join_size(kernel_context& ctx, const table& left,
                           + " output rows need " + std::to_string(total)
                           + " bytes, the node has " + std::to_string(left_over)
                           + " left under objstore.memory-limit");
-  static_cast<void>(ctx);
   return {};
 }
 
@@ -189,7 +188,7 @@ kernel_result join(kernel_context& ctx, std::span<const value_ptr> args) {
       auto [lo, hi] = matches(i);
       out_rows += static_cast<uint64_t>(hi - lo);
     }
-    if (auto err = check_join_size(ctx, left, right, out_rows)) {
+    if (auto err = check_join_size(left, right, out_rows)) {
       failure = std::move(err);
       return;
     }

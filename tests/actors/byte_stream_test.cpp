@@ -378,17 +378,17 @@ struct tls_pair {
 /// The server or client side of a TLS stream with its handshake done
 /// (what the data plane does in steps); a failed handshake is
 /// `unauthenticated` naming it.
-caf::expected<std::unique_ptr<byte_stream>>
-tls_side(const tls_context& ctx, int fd, bool server) {
+caf::expected<std::unique_ptr<byte_stream>> tls_side(const tls_context& ctx,
+                                                     int fd, bool server) {
   auto stream = server ? ctx.server(fd) : ctx.client(fd);
   if (!stream)
     return stream;
   std::string why;
   if (auto rc = (*stream)->handshake(why); rc != 0)
-    return make_error(errc::unauthenticated,
-                      "TLS handshake failed: "
-                          + (why.empty() ? std::string{std::strerror(rc)}
-                                         : why));
+    return make_error(
+        errc::unauthenticated,
+        "TLS handshake failed: "
+            + (why.empty() ? std::string{std::strerror(rc)} : why));
   return stream;
 }
 
@@ -504,8 +504,9 @@ TEST(byte_stream, tls_peer_dropping_the_socket_without_close_notify_fails) {
   auto server_ctx = context_of(tls_of("node0"));
   ASSERT_TRUE(server_ctx);
   auto pair = connect_loopback();
-  auto server = std::async(std::launch::async,
-                           [&] { return tls_side(*server_ctx, pair.server.fd, true); });
+  auto server = std::async(std::launch::async, [&] {
+    return tls_side(*server_ctx, pair.server.fd, true);
+  });
   {
     raw_tls_client client{tls_of("node1"), pair.client.fd};
     ASSERT_EQ(SSL_connect(client.ssl), 1);
@@ -559,8 +560,9 @@ TEST(byte_stream,
   auto server_ctx = context_of(tls_of("node0"));
   ASSERT_TRUE(server_ctx);
   auto pair = connect_loopback();
-  auto server = std::async(std::launch::async,
-                           [&] { return tls_side(*server_ctx, pair.server.fd, true); });
+  auto server = std::async(std::launch::async, [&] {
+    return tls_side(*server_ctx, pair.server.fd, true);
+  });
   // Trusts our CA but presents a certificate of another CA (tls_context
   // refuses to build such a context, hence OpenSSL directly).
   raw_tls_client rogue{tls_of("rogue"), pair.client.fd};

@@ -174,8 +174,8 @@ TEST(data_plane, expired_tokens_are_refused) {
   // The same transfer under a live token goes through.
   auto live = (*target)->expect(1, later());
   ASSERT_TRUE(live) << describe(live.error());
-  auto fresh = (*source)->send("127.0.0.1", (*target)->port(), *live,
-                               iota_tensor(4));
+  auto fresh
+      = (*source)->send("127.0.0.1", (*target)->port(), *live, iota_tensor(4));
   ASSERT_TRUE(fresh) << describe(fresh.error());
   EXPECT_EQ(sink.count(), 1u);
 }

@@ -488,8 +488,7 @@ TEST_P(guarded_sessions, a_thousand_idle_connections_leave_drivers_served) {
 }
 
 INSTANTIATE_TEST_SUITE_P(transport, guarded_sessions,
-                         ::testing::Values(false, true),
-                         [](const auto& info) {
+                         ::testing::Values(false, true), [](const auto& info) {
                            return info.param ? "tls" : "plain";
                          });
 
@@ -673,4 +672,3 @@ TEST_F(fs_owners, shared_roots_are_read_by_all_and_written_by_none) {
 }
 
 } // namespace
-
