@@ -38,7 +38,8 @@ struct cluster_spec {
 };
 
 /// A run in flight, from `driver::submit`: wait for it, take its outputs,
-/// or cancel it. Movable; must not outlive its driver.
+/// or cancel it. Movable; must not outlive its driver. Dropping it without
+/// `get` releases the run's outputs when it finishes (it keeps running).
 class pending_run {
 public:
   struct state;
@@ -54,10 +55,14 @@ public:
   caf::expected<std::vector<host_var>> get();
 
   /// Asks every party still running the run to stop at its next op
-  /// boundary (or kernel poll): the run then fails with `cancelled`, its
+  /// boundary (or kernel poll): the run fails with `cancelled` at once, its
   /// inputs are unpinned and no output is kept. A finished run keeps its
-  /// outputs. Returns how many parties were still running it.
+  /// outputs. Returns how many parties were still running it. Never waits
+  /// for a worker.
   size_t cancel();
+
+  /// The driver actor's id of this run (0 if it was never started).
+  uint64_t id() const noexcept;
 
 private:
   std::shared_ptr<state> st_;
@@ -120,6 +125,19 @@ public:
   pending_run submit(const graph& g, const std::vector<host_var>& inputs,
                      std::vector<uint32_t> parties = {});
 
+  /// Waits until at least `k` of `runs` finished or `timeout` passed;
+  /// returns the positions (in `runs`) of the finished ones, ascending.
+  std::vector<size_t> wait_any(const std::vector<pending_run*>& runs, size_t k,
+                               caf::timespan timeout);
+
+  /// Interprets a SIMP program (actors/simp.hpp) on the cluster.
+  caf::expected<std::vector<host_var>>
+  run_simp(const graph& g, const std::vector<host_var>& inputs);
+
+  /// Whether each part of `x` can still be reached (its worker alive, in
+  /// the incarnation that created it), without asking the workers.
+  std::vector<bool> alive(const host_var& x);
+
   /// Fetches party `rank`'s value of `x` (subject to the worker's policy).
   caf::expected<value_ptr> fetch(const host_var& x, uint32_t rank);
 
@@ -155,6 +173,11 @@ public:
   caf::expected<host_var> shuffle_by_key(const host_var& x,
                                          const std::string& key);
 
+  /// Fails every call in flight with `cancelled` and closes the sessions
+  /// (within `close_timeout` even when a worker is frozen). Later calls
+  /// fail with `cancelled`. Idempotent; the destructor calls it.
+  void close();
+
   /// Wraps a URI returned by a worker into a reference-counted handle.
   std::shared_ptr<const remote_ref> adopt(uint32_t rank, std::string uri);
 
@@ -172,11 +195,6 @@ private:
   template<class Reply, class... Ts>
   caf::expected<Reply> ask(Ts&&... xs);
 
-  /// One task request per party (see `run`), or the error `run` returns.
-  caf::expected<std::vector<std::pair<uint32_t, task_request>>>
-  make_tasks(const graph& g, const std::vector<host_var>& inputs,
-             std::vector<uint32_t> parties);
-
   template<class Reply, class... Ts>
   caf::expected<Reply> ask_within(caf::timespan wait, Ts&&... xs);
 
@@ -189,7 +207,8 @@ private:
   /// Host of each rank (for the data plane); loopback when attached.
   std::vector<std::string> hosts_;
   std::vector<session_info> sessions_;
-  std::atomic<uint64_t> next_task_{1};
+  caf::timespan close_wait_;
+  std::atomic<bool> closed_{false};
   std::mutex selves_mtx_;
   std::vector<std::unique_ptr<caf::scoped_actor>> selves_;
 };

@@ -1,177 +1,28 @@
 #include "actors/driver_actor.hpp"
 
 #include <caf/all.hpp>
-#include <caf/binary_serializer.hpp>
-#include <caf/io/basp/header.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include "actors/driver_calls.hpp"
 #include "store/error.hpp"
 
 namespace objstore {
 
 namespace {
 
-using self_ptr = driver_actor::stateful_pointer<driver_state>;
-
-// -- control-plane byte accounting --------------------------------------------
-
-// Bytes a message occupies on the wire: the BASP header plus the serialized
-// payload. Bulk values are counted by their payload plus a small header
-// estimate instead of being serialized twice.
-uint64_t payload_size(self_ptr, const wire_value& x) {
-  return x.ptr ? x.ptr->size_bytes() + 64 : 8;
-}
-
-uint64_t payload_size(self_ptr self, const put_request& x) {
-  return payload_size(self, x.value) + x.target.size() + 8;
-}
-
-template<class T>
-uint64_t payload_size(self_ptr self, const T& x) {
-  auto& buf = self->state.scratch;
-  buf.clear();
-  caf::binary_serializer sink{self->system(), buf};
-  if (sink(const_cast<T&>(x)))
-    return 0;
-  return buf.size();
-}
-
-template<class... Ts>
-uint64_t message_size(self_ptr self, const Ts&... xs) {
-  return caf::io::basp::header_size + (payload_size(self, xs) + ... + 0);
-}
-
-// -- calls to workers ---------------------------------------------------------
+using self_ptr = detail::driver_self;
+using detail::call;
+using detail::call_within;
+using detail::message_size;
+using detail::queue_release;
+using detail::translate;
 
 std::string timeout_text(self_ptr self) {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                 self->state.options.timeout)
                 .count();
   return "no reply within " + std::to_string(ms) + " ms";
-}
-
-caf::error translate(self_ptr self, const caf::error& err, uint32_t rank,
-                     const std::string& what) {
-  auto prefix = "rank " + std::to_string(rank) + ": ";
-  if (err.category() == caf::atom("system")) {
-    switch (static_cast<caf::sec>(err.code())) {
-      case caf::sec::request_timeout:
-        return make_error(errc::timeout,
-                          prefix + what + ": " + timeout_text(self));
-      case caf::sec::request_receiver_down:
-        return make_error(errc::object_lost,
-                          prefix + what + ": worker is down");
-      default:
-        return make_error(errc::io_error, prefix + what + ": " + describe(err));
-    }
-  }
-  if (code_of(err) != errc::none)
-    return make_error(code_of(err), prefix + message_of(err));
-  return err;
-}
-
-void queue_release(self_ptr self, uint32_t rank, const std::string& uri) {
-  if (uri.rfind("mem://", 0) == 0) // only mem:// objects are counted
-    self->state.queued_releases[rank].push_back(uri);
-}
-
-/// A reply that arrived after its caller gave up: the objects it names are
-/// held by this session but no handle knows them, so release them.
-template<class Reply>
-void release_late(self_ptr, uint32_t, Reply&) {
-  // nop: nothing held
-}
-
-void release_late(self_ptr self, uint32_t rank, std::string& uri) {
-  queue_release(self, rank, uri);
-}
-
-void release_late(self_ptr self, uint32_t rank, task_reply& reply) {
-  for (auto& uri : reply.outputs)
-    queue_release(self, rank, uri);
-}
-
-void schedule_flush(self_ptr self);
-
-/// Sends a request to worker `rank` and calls exactly one of `ok` / `fail`:
-/// on the reply, on an error reply, at the caller's deadline (`timeout`),
-/// or at once when the worker is (or goes) down. The reply is awaited for
-/// `late_reply_window` past the deadline so a late one can be released.
-///
-/// Every request but `hello` carries the rank's session key after the atom.
-template<class Reply, class Atom, class... Ts>
-void call_within(self_ptr self, uint32_t rank, std::string what,
-                 caf::timespan timeout, std::function<void(Reply&)> ok,
-                 std::function<void(caf::error)> fail, Atom atom, Ts&&... xs) {
-  auto& st = self->state;
-  if (rank >= st.workers.size()) {
-    fail(make_error(errc::invalid_argument,
-                    "unknown rank " + std::to_string(rank) + " (world size "
-                        + std::to_string(st.workers.size()) + "): " + what));
-    return;
-  }
-  if (!st.lost[rank].empty()) {
-    fail(make_error(errc::object_lost, "rank " + std::to_string(rank)
-                                           + " is lost (" + st.lost[rank]
-                                           + "): " + what));
-    return;
-  }
-  constexpr bool keyed = !std::is_same_v<Atom, hello_atom>;
-  if (keyed && st.keys[rank].id == 0) {
-    fail(make_error(errc::permission_denied,
-                    "rank " + std::to_string(rank)
-                        + " has no session of this driver (send hello "
-                          "first): "
-                        + what));
-    return;
-  }
-  auto id = st.next_call++;
-  st.pending.emplace(id, driver_state::pending_call{rank, what, fail});
-  if constexpr (keyed)
-    st.counters.bytes_sent += message_size(self, atom, st.keys[rank], xs...);
-  else
-    st.counters.bytes_sent += message_size(self, atom, xs...);
-  ++st.counters.requests;
-  self->delayed_send(caf::actor_cast<driver_actor>(self), timeout,
-                     deadline_atom::value, id);
-  auto wait = timeout;
-  if (wait < caf::timespan::max() - st.options.late_reply_window)
-    wait += st.options.late_reply_window; // saturating: never overflows
-  auto sent = [&] {
-    if constexpr (keyed)
-      return self->request(st.workers[rank], wait, atom, st.keys[rank],
-                           std::forward<Ts>(xs)...);
-    else
-      return self->request(st.workers[rank], wait, atom,
-                           std::forward<Ts>(xs)...);
-  }();
-  std::move(sent).then(
-      [self, id, rank, ok](Reply& reply) {
-        auto& st = self->state;
-        st.counters.bytes_received += message_size(self, reply);
-        if (st.pending.erase(id) == 0) {
-          if (st.lost[rank].empty()) {
-            release_late(self, rank, reply);
-            schedule_flush(self);
-          }
-          return; // the caller already failed (deadline or worker down)
-        }
-        ok(reply);
-      },
-      [self, id, rank, what, fail](caf::error& err) {
-        if (self->state.pending.erase(id) == 0)
-          return;
-        fail(translate(self, err, rank, what));
-      });
-}
-
-template<class Reply, class... Ts>
-void call(self_ptr self, uint32_t rank, std::string what,
-          std::function<void(Reply&)> ok, std::function<void(caf::error)> fail,
-          Ts&&... xs) {
-  call_within<Reply>(self, rank, std::move(what), self->state.options.timeout,
-                     std::move(ok), std::move(fail), std::forward<Ts>(xs)...);
 }
 
 /// Fails pending call `id` with `timeout` if it is still waiting.
@@ -248,7 +99,7 @@ void drain_sink(self_ptr self, bool disarm = true) {
       st.queued_releases[rank].push_back(std::move(uri));
 }
 
-void schedule_flush(self_ptr self) {
+void flush_full_batches(self_ptr self) {
   auto& st = self->state;
   bool any = false;
   for (uint32_t r = 0; r < st.queued_releases.size(); ++r) {
@@ -257,7 +108,7 @@ void schedule_flush(self_ptr self) {
   }
   if (any && !st.flush_scheduled) {
     st.flush_scheduled = true;
-    caf::delayed_anon_send(caf::actor_cast<driver_actor>(self),
+    caf::delayed_anon_send(caf::actor_cast<driver_actor_private>(self),
                            st.options.release_delay, flush_atom::value);
   }
 }
@@ -314,9 +165,79 @@ struct gather_state {
   caf::error first_error;
 };
 
+/// Fails every call in flight (runs, transfers, fetches) with `err`.
+void fail_all_calls(self_ptr self, const caf::error& err) {
+  auto pending = std::move(self->state.pending);
+  self->state.pending.clear();
+  for (auto& [id, call] : pending)
+    call.fail(make_error(code_of(err), "rank " + std::to_string(call.rank)
+                                           + ": " + call.what + ": "
+                                           + message_of(err)));
+}
+
 } // namespace
 
-driver_actor::behavior_type
+namespace detail {
+
+caf::error translate(driver_self self, const caf::error& err, uint32_t rank,
+                     const std::string& what) {
+  auto prefix = "rank " + std::to_string(rank) + ": ";
+  if (err.category() == caf::atom("system")) {
+    switch (static_cast<caf::sec>(err.code())) {
+      case caf::sec::request_timeout:
+        return make_error(errc::timeout,
+                          prefix + what + ": " + timeout_text(self));
+      case caf::sec::request_receiver_down:
+        return make_error(errc::object_lost,
+                          prefix + what + ": worker is down");
+      default:
+        return make_error(errc::io_error, prefix + what + ": " + describe(err));
+    }
+  }
+  if (code_of(err) != errc::none)
+    return make_error(code_of(err), prefix + message_of(err));
+  return err;
+}
+
+caf::error closed_error(const std::string& what) {
+  return make_error(errc::cancelled, what + ": the driver is closed");
+}
+
+void queue_release(driver_self self, uint32_t rank, const std::string& uri) {
+  if (rank < self->state.queued_releases.size()
+      && uri.rfind("mem://", 0) == 0) // only mem:// objects are counted
+    self->state.queued_releases[rank].push_back(uri);
+}
+
+void schedule_flush(driver_self self) {
+  flush_full_batches(self);
+}
+
+caf::error check_rank(driver_self self, uint32_t rank, const std::string& what,
+                      bool keyed) {
+  auto& st = self->state;
+  if (st.closed)
+    return closed_error(what);
+  if (rank >= st.workers.size())
+    return make_error(errc::invalid_argument,
+                      "unknown rank " + std::to_string(rank) + " (world size "
+                          + std::to_string(st.workers.size()) + "): " + what);
+  if (!st.lost[rank].empty())
+    return make_error(errc::object_lost, "rank " + std::to_string(rank)
+                                             + " is lost (" + st.lost[rank]
+                                             + "): " + what);
+  if (keyed && st.keys[rank].id == 0)
+    return make_error(errc::permission_denied,
+                      "rank " + std::to_string(rank)
+                          + " has no session of this driver (send hello "
+                            "first): "
+                          + what);
+  return {};
+}
+
+} // namespace detail
+
+driver_actor_private::behavior_type
 driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
                   std::shared_ptr<release_sink> sink,
                   driver_actor_options options) {
@@ -423,16 +344,16 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         auto& queue = st.queued_releases[rank];
         queue.insert(queue.end(), std::make_move_iterator(uris.begin()),
                      std::make_move_iterator(uris.end()));
-        schedule_flush(self);
+        flush_full_batches(self);
       },
       [=](release_atom) {
         // The sink stays armed (drops do not wake us) while a flush is
         // scheduled; that flush disarms it.
         drain_sink(self, false);
-        schedule_flush(self);
+        flush_full_batches(self);
         if (!self->state.flush_scheduled) {
           drain_sink(self, true);
-          schedule_flush(self);
+          flush_full_batches(self);
         }
       },
       [=](deadline_atom, uint64_t id) { on_deadline(self, id); },
@@ -448,9 +369,15 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
       [=](push_atom, uint32_t rank, std::string& uri, uint32_t target,
           std::string& token) -> caf::result<std::string> {
         auto what = "transfer " + uri + " to rank " + std::to_string(target);
-        return forward_within<std::string>(
-            self, rank, std::move(what), self->state.options.transfer_timeout,
+        auto rp = self->make_response_promise<std::string>();
+        // A late reply names the replica on the target: released there.
+        detail::call_on<std::string>(
+            self, rank, target, std::move(what),
+            self->state.options.transfer_timeout,
+            [rp](std::string& uri) mutable { rp.deliver(std::move(uri)); },
+            [rp](caf::error err) mutable { rp.deliver(std::move(err)); },
             push_atom::value, std::move(uri), target, std::move(token));
+        return rp;
       },
       [=](flush_atom) -> uint64_t { return flush_all(self); },
       [=](stats_atom) -> driver_stats {
@@ -468,9 +395,15 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
                                                    objects_atom::value);
       },
       [=](close_atom) -> caf::result<uint64_t> {
-        flush_all(self);
-        auto acc = std::make_shared<gather_state<uint64_t>>();
         auto& st = self->state;
+        if (st.closed)
+          return uint64_t{0};
+        flush_all(self);
+        st.closed = true;
+        auto err = make_error(errc::cancelled, "the driver is closing");
+        fail_all_calls(self, err);
+        detail::fail_all_runs(self, err);
+        auto acc = std::make_shared<gather_state<uint64_t>>();
         for (uint32_t r = 0; r < st.workers.size(); ++r)
           if (st.lost[r].empty() && st.keys[r].id != 0)
             ++acc->left;
@@ -487,16 +420,85 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
             if (--acc->left == 0)
               rp.deliver(acc->results[0]);
           };
-          call<uint64_t>(
-              self, r, "close session",
-              [self, r, acc, done](uint64_t& n) mutable {
-                self->state.keys[r] = session_key{};
-                acc->results[0] += n;
-                done();
-              },
-              [done](caf::error) mutable { done(); }, close_atom::value);
+          auto key = std::exchange(st.keys[r], session_key{});
+          ++st.counters.requests;
+          // Not a `call`: the driver is closed, and a frozen worker must
+          // not hold the caller longer than `close_timeout`.
+          self->request(st.workers[r], st.options.close_timeout,
+                        close_atom::value, key)
+              .then(
+                  [acc, done](uint64_t n) mutable {
+                    acc->results[0] += n;
+                    done();
+                  },
+                  [done](caf::error&) mutable { done(); });
         }
         return rp;
+      },
+      // -- orchestration ------------------------------------------------------
+      [=](run_atom, run_order& order) -> caf::result<run_result> {
+        auto rp = self->make_response_promise<run_result>();
+        detail::start_run(self, std::move(order), detail::deliver_to(rp));
+        return rp;
+      },
+      [=](submit_atom, run_order& order) -> uint64_t {
+        return detail::submit_run(self, std::move(order));
+      },
+      [=](await_atom, uint64_t id) -> caf::result<run_result> {
+        return detail::await_run(self, id);
+      },
+      [=](await_atom, std::vector<uint64_t>& ids, uint64_t k,
+          caf::timespan timeout) -> caf::result<std::vector<uint64_t>> {
+        return detail::await_runs(self, std::move(ids), k, timeout);
+      },
+      [=](await_atom, uint64_t waiter, bool) {
+        detail::on_await_timeout(self, waiter);
+      },
+      [=](cancel_atom, uint64_t id) -> uint64_t {
+        auto i = self->state.runs.find(id);
+        if (i == self->state.runs.end())
+          return 0;
+        auto run = i->second; // cancel_run may erase the entry
+        return detail::cancel_run(self, *run);
+      },
+      [=](forget_atom, uint64_t id) { detail::forget_run(self, id); },
+      [=](transfer_atom, host_var& x, uint32_t from,
+          uint32_t to) -> caf::result<host_var> {
+        auto rp = self->make_response_promise<host_var>();
+        detail::transfer(self, std::move(x), from, to, detail::deliver_to(rp));
+        return rp;
+      },
+      [=](shuffle_atom, host_var& x,
+          std::vector<int64_t>& routing) -> caf::result<host_var> {
+        auto rp = self->make_response_promise<host_var>();
+        detail::shuffle(self, std::move(x), std::move(routing),
+                        detail::deliver_to(rp));
+        return rp;
+      },
+      [=](shuffle_atom, host_var& x,
+          std::string& key) -> caf::result<host_var> {
+        auto rp = self->make_response_promise<host_var>();
+        detail::shuffle_by_key(self, std::move(x), std::move(key),
+                               detail::deliver_to(rp));
+        return rp;
+      },
+      [=](simp_atom, run_order& order) -> caf::result<run_result> {
+        auto rp = self->make_response_promise<run_result>();
+        if (!order.parties.empty()) {
+          rp.deliver(make_error(errc::invalid_argument,
+                                "a SIMP program names its parties in its "
+                                "ops, not in the order"));
+          return rp;
+        }
+        detail::run_simp(self, std::move(order.program),
+                         std::move(order.inputs), detail::deliver_to(rp));
+        return rp;
+      },
+      [=](alive_atom, host_var& x) -> std::vector<bool> {
+        std::vector<bool> result(x.world_size(), false);
+        for (auto r : x.parties())
+          result[r] = detail::part_alive(self, *x.part(r));
+        return result;
       },
   };
 }

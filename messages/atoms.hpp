@@ -28,5 +28,11 @@ using adopt_atom = caf::atom_constant<caf::atom("os_adopt")>;
 using cancel_atom = caf::atom_constant<caf::atom("os_cancel")>;
 using deadline_atom = caf::atom_constant<caf::atom("os_dline")>;
 using peer_atom = caf::atom_constant<caf::atom("os_peer")>;
+using submit_atom = caf::atom_constant<caf::atom("os_submit")>;
+using await_atom = caf::atom_constant<caf::atom("os_await")>;
+using forget_atom = caf::atom_constant<caf::atom("os_forget")>;
+using shuffle_atom = caf::atom_constant<caf::atom("os_shuffle")>;
+using simp_atom = caf::atom_constant<caf::atom("os_simp")>;
+using alive_atom = caf::atom_constant<caf::atom("os_alive")>;
 
 } // namespace objstore

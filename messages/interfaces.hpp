@@ -135,40 +135,4 @@ using transfer_actor = caf::typed_actor<
     caf::replies_to<push_atom, std::string, uint16_t, std::string,
                     wire_value>::with<std::string>>;
 
-/// The driver side, in the driver's process: fans requests out to the
-/// workers by rank, enforces timeouts, turns a dead worker into
-/// `object_lost` at once, counts control-plane bytes and batches releases.
-using driver_actor = caf::typed_actor<
-    /// Asks worker `rank` for an inbound transfer token.
-    caf::replies_to<expect_atom, uint32_t>::with<std::string>,
-    /// Asks worker `rank` to push `uri` to worker `target` under `token`
-    /// (from the target's `expect`).
-    caf::replies_to<push_atom, uint32_t, std::string, uint32_t,
-                    std::string>::with<std::string>,
-    /// Opens a session on every worker (once; later hellos reply the same
-    /// sessions); replies their session infos. Every other request to a
-    /// rank needs its session: before `hello` it is `permission_denied`.
-    caf::replies_to<hello_atom>::with<std::vector<session_info>>,
-    caf::replies_to<put_atom, uint32_t, put_request>::with<std::string>,
-    caf::replies_to<run_atom, uint32_t, task_request>::with<task_reply>,
-    /// Forwards a cancel of task `task_id` to worker `rank`.
-    caf::replies_to<cancel_atom, uint32_t, uint64_t>::with<bool>,
-    caf::replies_to<fetch_atom, uint32_t, std::string>::with<wire_value>,
-    caf::replies_to<erase_atom, uint32_t, std::string>::with<bool>,
-    /// Queues releases; they go out batched (count or timer, or `flush`).
-    caf::reacts_to<release_atom, uint32_t, std::vector<std::string>>,
-    /// Wake-up from the release sink (handles dropped in this process).
-    caf::reacts_to<release_atom>,
-    /// Internal, sent by the driver actor to itself: the caller's deadline
-    /// of pending call `id` passed; fails it with `timeout` (the worker's
-    /// reply is still awaited, so objects it names can be released).
-    caf::reacts_to<deadline_atom, uint64_t>,
-    /// Sends every queued release now. Replies the number sent.
-    caf::replies_to<flush_atom>::with<uint64_t>,
-    caf::replies_to<stats_atom>::with<driver_stats>,
-    caf::replies_to<stats_atom, uint32_t>::with<worker_stats>,
-    caf::replies_to<objects_atom, uint32_t>::with<std::vector<object_record>>,
-    /// Closes the driver's sessions on every live worker.
-    caf::replies_to<close_atom>::with<uint64_t>>;
-
 } // namespace objstore

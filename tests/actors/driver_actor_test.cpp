@@ -275,7 +275,8 @@ protected:
     driver = track(sys.spawn(driver_actor_impl, handles, sink, opts));
     run(); // the driver attaches itself to the sink and monitors the fakes
     auto counter = wakes;
-    auto target = driver;
+    // The wake-up is private to the driver actor (driver_actor_private).
+    auto target = caf::actor_cast<caf::actor>(driver);
     sink->attach(track(sys.spawn(
         [counter, target](caf::event_based_actor* self, int) -> caf::behavior {
           return {[=](release_atom) {
@@ -644,14 +645,10 @@ TEST_F(driver_actor_test,
   EXPECT_TRUE(scripts[1]->releases.empty());
 }
 
-// Issue 15: the driver releases a late transfer reply's replica on the
-// source rank (which counts an unknown release) instead of the target,
-// where it leaks until the session closes. Enable when issue 15 is fixed.
-// The push now names the target by its rank, so the driver knows where the
-// replica lives, but it still queues the late reply's release on the rank
-// it asked (the source).
+// A late push reply names the replica on the target: it is released there,
+// not on the source it was asked of.
 TEST_F(driver_actor_test,
-       DISABLED_a_late_transfer_reply_releases_the_replica_on_the_target_rank) {
+       a_late_transfer_reply_releases_the_replica_on_the_target_rank) {
   start(3);
   auto token = ask<std::string>(driver, expect_atom::value, uint32_t{1});
   run();
@@ -894,11 +891,6 @@ TEST_F(driver_actor_test,
   EXPECT_TRUE(contains(message_of(fetch->error), "rank 1"));
   EXPECT_TRUE(contains(message_of(fetch->error), "fetch mem://x"));
   EXPECT_TRUE(contains(message_of(push->error), "rank 0"));
-  // Close has no session to close anywhere: zero at once.
-  auto closed = ask<uint64_t>(driver, close_atom::value);
-  run();
-  ASSERT_TRUE(closed->value) << describe(closed->error);
-  EXPECT_EQ(*closed->value, 0u);
   advance(delay);
   for (auto& s : scripts)
     EXPECT_TRUE(s->events.empty()) << "rank " << s->rank << " got a message";
@@ -985,6 +977,293 @@ TEST_F(driver_actor_test, stats_count_requests_release_messages_and_releases) {
   EXPECT_EQ(after_releases.releases, 3u);
   EXPECT_EQ(after_releases.requests, 3u) << "releases are not requests";
   EXPECT_GT(after_releases.bytes_sent, after_calls.bytes_sent);
+}
+
+// -- orchestration ------------------------------------------------------------
+
+/// A graph with one output (the fakes ignore the program).
+graph one_output() {
+  graph g;
+  g.inputs = {0};
+  g.outputs = {0};
+  return g;
+}
+
+/// `x` on every listed rank, as handles of this driver.
+host_var held_on(driver_actor_test&, size_t world,
+                 std::vector<std::shared_ptr<const remote_ref>> parts) {
+  host_var x{world};
+  for (auto& p : parts)
+    x.set(p->rank(), p);
+  return x;
+}
+
+/// Position of the first event starting with `prefix`, or npos.
+size_t event_index(const worker_script& s, const std::string& prefix) {
+  for (size_t i = 0; i < s.events.size(); ++i)
+    if (s.events[i].rfind(prefix, 0) == 0)
+      return i;
+  return std::string::npos;
+}
+
+size_t count_events(const worker_script& s, const std::string& prefix) {
+  return static_cast<size_t>(
+      std::count_if(s.events.begin(), s.events.end(),
+                    [&](auto& e) { return e.rfind(prefix, 0) == 0; }));
+}
+
+TEST_F(driver_actor_test,
+       a_submitted_run_holds_its_inputs_until_every_party_answered) {
+  start(2);
+  for (auto& s : scripts) {
+    s->hold_replies = true;
+    s->run_outputs = {"mem://out-" + std::to_string(s->rank)};
+  }
+  auto x = held_on(*this, 2, {ref(0, "mem://in-0"), ref(1, "mem://in-1")});
+  auto id = ask<uint64_t>(driver, submit_atom::value,
+                          run_order{one_output(), {x}, {}});
+  x.reset(); // the caller drops its handle right after submit
+  run();
+  ASSERT_TRUE(id->value) << describe(id->error);
+  advance(delay);
+  EXPECT_EQ(total_release_msgs(scripts), 0u)
+      << "the run still holds its inputs";
+  caf::anon_send(fakes[0], reply_atom::value);
+  run();
+  advance(delay);
+  EXPECT_EQ(total_release_msgs(scripts), 0u) << "rank 1 still runs";
+  caf::anon_send(fakes[1], reply_atom::value);
+  run();
+  advance(delay);
+  for (auto& s : scripts) {
+    auto in = "mem://in-" + std::to_string(s->rank);
+    EXPECT_EQ(s->released(), (std::vector<std::string>{in}));
+    EXPECT_LT(event_index(*s, "run"), event_index(*s, "release " + in))
+        << "the run reaches rank " << s->rank << " before the release";
+  }
+  auto out = ask<run_result>(driver, await_atom::value, *id->value);
+  run();
+  ASSERT_TRUE(out->value) << describe(out->error);
+  ASSERT_EQ(out->value->outputs.size(), 1u);
+  EXPECT_EQ(out->value->outputs[0].uri(1), "mem://out-1");
+  auto again = ask<run_result>(driver, await_atom::value, *id->value);
+  run();
+  EXPECT_EQ(code_of(again->error), errc::invalid_argument);
+}
+
+TEST_F(driver_actor_test,
+       the_first_failing_party_fails_the_run_at_once_and_cancels_the_others) {
+  start(3);
+  scripts[0]->fail_with = make_error(errc::op_failed, "op 'x' failed");
+  for (uint32_t r = 1; r < 3; ++r) {
+    scripts[r]->hold_replies = true;
+    scripts[r]->run_outputs = {"mem://late-" + std::to_string(r)};
+  }
+  auto out = ask<run_result>(driver, run_atom::value,
+                             run_order{one_output(), {}, {0, 1, 2}});
+  run();
+  ASSERT_TRUE(out->done()) << "no wait for the slow parties";
+  EXPECT_EQ(code_of(out->error), errc::op_failed);
+  EXPECT_TRUE(contains(message_of(out->error), "rank 0"))
+      << message_of(out->error);
+  for (uint32_t r = 1; r < 3; ++r)
+    EXPECT_EQ(count_events(*scripts[r], "cancel"), 1u)
+        << "rank " << r << "'s part is cancelled";
+  EXPECT_EQ(count_events(*scripts[0], "cancel"), 0u)
+      << "the failed party is not cancelled";
+  // What the slow parties still produce is released where it lives.
+  caf::anon_send(fakes[1], reply_atom::value);
+  caf::anon_send(fakes[2], reply_atom::value);
+  run();
+  advance(delay);
+  EXPECT_EQ(scripts[1]->released(), (std::vector<std::string>{"mem://late-1"}));
+  EXPECT_EQ(scripts[2]->released(), (std::vector<std::string>{"mem://late-2"}));
+}
+
+TEST_F(driver_actor_test, cancel_of_a_submitted_run_answers_without_a_worker) {
+  start(2);
+  for (auto& s : scripts)
+    s->hold_replies = true; // cancels are not answered either
+  auto id = ask<uint64_t>(driver, submit_atom::value,
+                          run_order{one_output(), {}, {0, 1}});
+  run();
+  ASSERT_TRUE(id->value);
+  auto cancelled = ask<uint64_t>(driver, cancel_atom::value, *id->value);
+  run();
+  ASSERT_TRUE(cancelled->value) << describe(cancelled->error);
+  EXPECT_EQ(*cancelled->value, 2u);
+  for (auto& s : scripts)
+    EXPECT_EQ(count_events(*s, "cancel"), 1u);
+  auto out = ask<run_result>(driver, await_atom::value, *id->value);
+  run();
+  EXPECT_EQ(code_of(out->error), errc::cancelled);
+  // A second cancel, or one of a finished or unknown run, answers 0.
+  auto again = ask<uint64_t>(driver, cancel_atom::value, *id->value);
+  auto unknown = ask<uint64_t>(driver, cancel_atom::value, uint64_t{999});
+  run();
+  EXPECT_EQ(again->value, 0u);
+  EXPECT_EQ(unknown->value, 0u);
+}
+
+TEST_F(driver_actor_test, cancel_after_completion_keeps_the_outputs) {
+  start(1);
+  scripts[0]->run_outputs = {"mem://kept"};
+  auto id = ask<uint64_t>(driver, submit_atom::value,
+                          run_order{one_output(), {}, {0}});
+  run();
+  ASSERT_TRUE(id->value);
+  auto cancelled = ask<uint64_t>(driver, cancel_atom::value, *id->value);
+  run();
+  EXPECT_EQ(cancelled->value, 0u);
+  auto out = ask<run_result>(driver, await_atom::value, *id->value);
+  run();
+  ASSERT_TRUE(out->value) << describe(out->error);
+  EXPECT_EQ(out->value->outputs[0].uri(0), "mem://kept");
+}
+
+TEST_F(driver_actor_test, a_forgotten_run_releases_its_outputs_when_it_ends) {
+  start(1);
+  scripts[0]->hold_replies = true;
+  scripts[0]->run_outputs = {"mem://unwanted"};
+  auto id = ask<uint64_t>(driver, submit_atom::value,
+                          run_order{one_output(), {}, {0}});
+  run();
+  ASSERT_TRUE(id->value);
+  caf::anon_send(driver, forget_atom::value, *id->value);
+  run();
+  caf::anon_send(fakes[0], reply_atom::value);
+  run();
+  advance(delay);
+  EXPECT_EQ(scripts[0]->released(),
+            (std::vector<std::string>{"mem://unwanted"}));
+}
+
+TEST_F(driver_actor_test,
+       await_of_several_runs_answers_the_first_k_or_at_the_timeout) {
+  start(2);
+  scripts[1]->hold_replies = true;
+  auto fast = ask<uint64_t>(driver, submit_atom::value,
+                            run_order{one_output(), {}, {0}});
+  auto slow = ask<uint64_t>(driver, submit_atom::value,
+                            run_order{one_output(), {}, {1}});
+  run();
+  ASSERT_TRUE(fast->value && slow->value);
+  std::vector<uint64_t> ids{*fast->value, *slow->value};
+  auto one = ask<std::vector<uint64_t>>(driver, await_atom::value, ids,
+                                        uint64_t{1}, caf::timespan{5s});
+  run();
+  ASSERT_TRUE(one->value) << describe(one->error);
+  EXPECT_EQ(*one->value, (std::vector<uint64_t>{*fast->value}));
+  auto both = ask<std::vector<uint64_t>>(driver, await_atom::value, ids,
+                                         uint64_t{2}, caf::timespan{500ms});
+  run();
+  EXPECT_FALSE(both->done());
+  advance(500ms);
+  ASSERT_TRUE(both->value) << describe(both->error);
+  EXPECT_EQ(*both->value, (std::vector<uint64_t>{*fast->value}));
+  auto late = ask<std::vector<uint64_t>>(driver, await_atom::value, ids,
+                                         uint64_t{2}, caf::timespan{5s});
+  run();
+  EXPECT_FALSE(late->done());
+  caf::anon_send(fakes[1], reply_atom::value);
+  run();
+  ASSERT_TRUE(late->value);
+  EXPECT_EQ(*late->value, ids);
+}
+
+TEST_F(driver_actor_test,
+       close_fails_runs_in_flight_at_once_and_waits_at_most_the_close_timeout) {
+  auto opts = defaults();
+  opts.timeout = 30s;
+  opts.close_timeout = 200ms;
+  start(2, opts);
+  for (auto& s : scripts)
+    s->hold_replies = true;
+  auto run_out = ask<run_result>(driver, run_atom::value,
+                                 run_order{one_output(), {}, {0, 1}});
+  auto id = ask<uint64_t>(driver, submit_atom::value,
+                          run_order{one_output(), {}, {0, 1}});
+  run();
+  auto closed = ask<uint64_t>(driver, close_atom::value);
+  run();
+  EXPECT_EQ(code_of(run_out->error), errc::cancelled);
+  auto submitted = ask<run_result>(driver, await_atom::value, *id->value);
+  run();
+  EXPECT_EQ(code_of(submitted->error), errc::cancelled);
+  EXPECT_FALSE(closed->done());
+  advance(200ms);
+  ASSERT_TRUE(closed->done()) << "a frozen worker holds close no longer";
+  // After close every request fails at once.
+  auto later = ask<run_result>(driver, run_atom::value,
+                               run_order{one_output(), {}, {0}});
+  run();
+  EXPECT_EQ(code_of(later->error), errc::cancelled);
+}
+
+TEST_F(driver_actor_test, transfers_from_one_source_are_bounded_in_flight) {
+  auto opts = defaults();
+  opts.max_transfers_per_worker = 1;
+  start(3, opts);
+  scripts[0]->hold_replies = true;
+  scripts[0]->push_uri = "mem://replica";
+  auto x = held_on(*this, 3, {ref(0, "mem://src")});
+  auto out = ask<host_var>(driver, shuffle_atom::value, x,
+                           std::vector<int64_t>{-1, 0, 0});
+  run();
+  EXPECT_EQ(count_events(*scripts[0], "push"), 1u) << "one in flight";
+  caf::anon_send(fakes[0], reply_atom::value);
+  run();
+  EXPECT_EQ(count_events(*scripts[0], "push"), 2u) << "then the next";
+  caf::anon_send(fakes[0], reply_atom::value);
+  run();
+  ASSERT_TRUE(out->value) << describe(out->error);
+  EXPECT_FALSE(out->value->has(0));
+  EXPECT_EQ(out->value->uri(1), "mem://replica");
+  EXPECT_EQ(out->value->uri(2), "mem://replica");
+}
+
+TEST_F(driver_actor_test,
+       a_late_transfer_reply_of_a_shuffle_is_released_on_its_target) {
+  start(2);
+  scripts[0]->hold_replies = true;
+  scripts[0]->push_uri = "mem://late-replica";
+  auto x = held_on(*this, 2, {ref(0, "mem://src")});
+  auto out = ask<host_var>(driver, transfer_atom::value, x, uint32_t{0},
+                           uint32_t{1});
+  run();
+  advance(transfer_timeout);
+  EXPECT_EQ(code_of(out->error), errc::timeout);
+  caf::anon_send(fakes[0], reply_atom::value);
+  run();
+  advance(delay);
+  EXPECT_EQ(scripts[1]->released(),
+            (std::vector<std::string>{"mem://late-replica"}));
+  EXPECT_TRUE(scripts[0]->releases.empty());
+}
+
+TEST_F(driver_actor_test, alive_tells_which_parts_of_a_handle_can_be_reached) {
+  start(3);
+  auto x = held_on(*this, 3, {ref(0, "mem://a"), ref(2, "mem://c")});
+  lose(2);
+  run();
+  auto alive = ask<std::vector<bool>>(driver, alive_atom::value, x);
+  run();
+  ASSERT_TRUE(alive->value);
+  EXPECT_EQ(*alive->value, (std::vector<bool>{true, false, false}));
+  EXPECT_EQ(total_release_msgs(scripts), 0u) << "asks no worker";
+}
+
+TEST_F(driver_actor_test, close_before_hello_answers_zero_and_ends_the_driver) {
+  start_without_sessions(2);
+  // Close has no session to close anywhere: zero at once.
+  auto closed = ask<uint64_t>(driver, close_atom::value);
+  run();
+  ASSERT_TRUE(closed->value) << describe(closed->error);
+  EXPECT_EQ(*closed->value, 0u);
+  auto infos = hello(driver);
+  EXPECT_EQ(code_of(infos->error), errc::cancelled) << "closed for good";
+  for (auto& s : scripts)
+    EXPECT_TRUE(s->events.empty()) << "rank " << s->rank << " got a message";
 }
 
 } // namespace
