@@ -349,6 +349,8 @@ caf::expected<value_ptr> driver::fetch(const host_var& x, uint32_t rank) {
   if (!uri)
     return make_error(errc::invalid_argument,
                       "variable has no value on rank " + std::to_string(rank));
+  if (auto err = stale_error(*x.part(rank)))
+    return err;
   auto v = ask<wire_value>(fetch_atom::value, rank, *uri);
   if (!v)
     return std::move(v.error());
@@ -360,6 +362,8 @@ caf::error driver::erase(const host_var& x, uint32_t rank) {
   if (!uri)
     return make_error(errc::invalid_argument,
                       "variable has no value on rank " + std::to_string(rank));
+  if (auto err = stale_error(*x.part(rank)))
+    return err;
   auto ok = ask<bool>(erase_atom::value, rank, *uri);
   return ok ? caf::error{} : std::move(ok.error());
 }

@@ -1,10 +1,15 @@
 #include "actors/driver_actor.hpp"
 
+#include <set>
+
 #include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
 #include "actors/driver_calls.hpp"
+#include "actors/tls.hpp"
 #include "store/error.hpp"
 
 namespace objstore {
@@ -123,6 +128,8 @@ uint64_t flush_all(self_ptr self) {
   return sent;
 }
 
+void schedule_reconnect(self_ptr self, uint32_t rank);
+
 void on_worker_down(self_ptr self, const caf::down_msg& dm) {
   auto& st = self->state;
   for (uint32_t r = 0; r < st.workers.size(); ++r) {
@@ -143,7 +150,82 @@ void on_worker_down(self_ptr self, const caf::down_msg& dm) {
       call.fail(make_error(errc::object_lost, "rank " + std::to_string(r)
                                                   + " lost (" + st.lost[r]
                                                   + "): " + call.what));
+    schedule_reconnect(self, r);
   }
+}
+
+/// What the driver says at hello.
+hello_request hello_of(const driver_actor_options& opts);
+
+/// Tries to reach lost worker `rank` at its endpoint again: connect
+/// (without blocking: the middleman's own connect request), then open a
+/// new session there. Any failure schedules the next attempt.
+void try_reconnect(self_ptr self, uint32_t rank) {
+  auto& st = self->state;
+  st.reconnecting[rank] = false;
+  if (st.closed || st.lost[rank].empty())
+    return;
+  auto& ep = st.options.endpoints[rank];
+  auto colon = ep.rfind(':');
+  if (colon == std::string::npos)
+    return;
+  auto host = ep.substr(0, colon);
+  auto port = static_cast<uint16_t>(
+      std::strtoul(ep.c_str() + colon + 1, nullptr, 10));
+  st.reconnecting[rank] = true;
+  auto retry = [self, rank](caf::error&) {
+    self->state.reconnecting[rank] = false;
+    schedule_reconnect(self, rank);
+  };
+  auto& sys = self->system();
+  auto mm = uses_tls(sys) ? sys.openssl_manager().actor_handle()
+                          : sys.middleman().actor_handle();
+  self->request(mm, st.options.timeout, caf::connect_atom::value, host, port)
+      .then(
+          [self, rank, retry](const caf::node_id&, caf::strong_actor_ptr& ptr,
+                              const std::set<std::string>&) mutable {
+            auto& st = self->state;
+            if (!ptr || st.closed) {
+              caf::error none;
+              retry(none);
+              return;
+            }
+            auto worker = caf::actor_cast<worker_actor>(ptr);
+            self->request(worker, st.options.timeout, hello_atom::value,
+                          hello_of(st.options))
+                .then(
+                    [self, rank, worker](session_info& info) {
+                      auto& st = self->state;
+                      st.reconnecting[rank] = false;
+                      if (st.closed) {
+                        caf::anon_send(worker, close_atom::value, info.key);
+                        return;
+                      }
+                      st.workers[rank] = worker;
+                      self->monitor(worker);
+                      st.keys[rank] = info.key;
+                      st.infos[rank] = info;
+                      st.queued_releases[rank].clear();
+                      // Handles of the old process are stale from now on.
+                      st.sink->bump(rank);
+                      st.lost[rank].clear();
+                      ++st.reconnects;
+                    },
+                    retry);
+          },
+          retry);
+}
+
+void schedule_reconnect(self_ptr self, uint32_t rank) {
+  auto& st = self->state;
+  if (!st.options.reconnect || st.closed || st.reconnecting[rank]
+      || rank >= st.options.endpoints.size()
+      || st.options.endpoints[rank].empty())
+    return;
+  st.reconnecting[rank] = true;
+  self->delayed_send(caf::actor_cast<driver_actor_private>(self),
+                     st.options.reconnect_interval, reconnect_atom::value,
+                     rank);
 }
 
 /// What the driver says at hello.
@@ -244,6 +326,7 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
   auto& st = self->state;
   st.options = options;
   st.lost.resize(workers.size());
+  st.reconnecting.resize(workers.size());
   st.queued_releases.resize(workers.size());
   st.keys.resize(workers.size());
   st.infos.resize(workers.size());
@@ -357,6 +440,10 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         }
       },
       [=](deadline_atom, uint64_t id) { on_deadline(self, id); },
+      [=](reconnect_atom, uint32_t rank) {
+        if (rank < self->state.workers.size())
+          try_reconnect(self, rank);
+      },
       [=](cancel_atom, uint32_t rank, uint64_t task_id) -> caf::result<bool> {
         return forward<bool>(self, rank,
                              "cancel task " + std::to_string(task_id),

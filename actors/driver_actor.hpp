@@ -137,7 +137,9 @@ using driver_actor_private = driver_actor::extend<
     /// Wake-up from the release sink (handles dropped in this process).
     caf::reacts_to<release_atom>,
     /// The `await` of several runs with this waiter id timed out.
-    caf::reacts_to<await_atom, uint64_t, bool>>;
+    caf::reacts_to<await_atom, uint64_t, bool>,
+    /// Time to try reconnecting to lost worker `rank`.
+    caf::reacts_to<reconnect_atom, uint32_t>>;
 
 /// Tuning of a driver actor.
 struct driver_actor_options {
@@ -154,6 +156,12 @@ struct driver_actor_options {
   /// the driver releases them when the late reply arrives in this window
   /// (past it they stay until the session closes).
   caf::timespan late_reply_window = std::chrono::minutes{5};
+  /// Reconnect to a lost worker at its endpoint (from `endpoints`) every
+  /// `reconnect_interval` until it is back or the driver closes. A
+  /// restarted worker gets a new session: its fs:// objects are reachable
+  /// again, mem:// handles of the old process stay lost.
+  bool reconnect = true;
+  caf::timespan reconnect_interval = std::chrono::seconds{1};
   /// Transfers in flight per source worker; more wait in the driver.
   size_t max_transfers_per_worker = 4;
   /// URIs per release message.
@@ -198,6 +206,10 @@ struct driver_state {
   std::vector<worker_actor> workers;
   /// Per rank: empty while alive, else why it was lost.
   std::vector<std::string> lost;
+  /// Per rank: a reconnect attempt is scheduled or under way.
+  std::vector<bool> reconnecting;
+  /// Reconnects that succeeded (all ranks).
+  uint64_t reconnects = 0;
   std::shared_ptr<release_sink> sink;
   /// Per rank: the session's key (id 0 until `hello` opened it) and what
   /// the worker said at `hello`.

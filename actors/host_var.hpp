@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <caf/actor.hpp>
+#include <caf/error.hpp>
 
 namespace objstore {
 
@@ -27,6 +28,18 @@ public:
   /// per handle.
   void push(uint32_t rank, std::string uri);
 
+  /// Queues a release of an object created by incarnation `incarnation`
+  /// of worker `rank`; dropped when that worker has restarted since (its
+  /// objects are gone, and the URI means nothing to the new process).
+  void push(uint32_t rank, std::string uri, uint32_t incarnation);
+
+  /// How often the driver reconnected to a restarted worker `rank`.
+  uint32_t incarnation(uint32_t rank);
+
+  /// The driver reconnected to a restarted worker `rank`: handles made
+  /// before are stale.
+  void bump(uint32_t rank);
+
   /// Takes everything queued. With `disarm`, the next push wakes the
   /// driver again (the driver disarms when no flush of its own is due).
   std::vector<std::pair<uint32_t, std::string>> drain(bool disarm = true);
@@ -40,6 +53,7 @@ public:
 private:
   std::mutex mtx_;
   std::vector<std::pair<uint32_t, std::string>> queue_;
+  std::vector<uint32_t> incarnations_;
   caf::actor driver_;
   size_t wake_every_;
   bool armed_ = false;
@@ -58,11 +72,21 @@ public:
   uint32_t rank() const noexcept { return rank_; }
   const std::string& uri() const noexcept { return uri_; }
 
+  /// Whether the object belongs to an earlier incarnation of its worker
+  /// (the worker restarted and the driver reconnected since): it is lost.
+  /// Handles that are not reference counted (fs://) never go stale.
+  bool stale() const;
+
 private:
   uint32_t rank_;
+  uint32_t incarnation_ = 0;
   std::string uri_;
   std::shared_ptr<release_sink> sink_; // null: not reference counted (fs://)
 };
+
+/// `object_lost` naming `ref`'s URI and rank if it is stale (its worker
+/// restarted since it was made), else no error.
+caf::error stale_error(const remote_ref& ref);
 
 /// MPLang's DriverVar: one optional URI per party. Copyable; copies share
 /// the per-(rank, URI) counts, so the object lives on its worker until the

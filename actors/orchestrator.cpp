@@ -72,11 +72,14 @@ caf::expected<std::vector<uint32_t>> parties_of(self_ptr self,
         != parties.begin() + i)
       return make_error(errc::invalid_argument,
                         "rank " + std::to_string(r) + " listed twice");
-    for (size_t k = 0; k < order.inputs.size(); ++k)
+    for (size_t k = 0; k < order.inputs.size(); ++k) {
       if (!order.inputs[k].has(r))
         return make_error(errc::invalid_argument, "input #" + std::to_string(k)
                                                       + " has no value on rank "
                                                       + std::to_string(r));
+      if (auto err = stale_error(*order.inputs[k].part(r)))
+        return err;
+    }
   }
   return parties;
 }
@@ -341,7 +344,7 @@ void fail_all_runs(driver_self self, const caf::error& err) {
 bool part_alive(driver_self self, const remote_ref& ref) {
   auto& st = self->state;
   return ref.rank() < st.workers.size() && st.lost[ref.rank()].empty()
-         && !st.closed;
+         && !st.closed && !ref.stale();
 }
 
 // -- transfers ----------------------------------------------------------------
@@ -391,6 +394,10 @@ void transfer(driver_self self, host_var x, uint32_t from, uint32_t to,
   if (!x.has(from)) {
     done(make_error(errc::invalid_argument,
                     "variable has no value on rank " + std::to_string(from)));
+    return;
+  }
+  if (auto err = stale_error(*x.part(from))) {
+    done(std::move(err));
     return;
   }
   host_var result{n};

@@ -113,6 +113,9 @@ TEST_F(execution, a_full_task_queue_refuses_with_resource_exhausted) {
     r.cancel();
   for (auto& r : runs)
     expect_error(r.get(), errc::cancelled);
+  // The run fails at the driver at once; the worker stops it at its next
+  // kernel poll and then unpins.
+  EXPECT_TRUE(wait_load(d, 0, 0, 0));
   EXPECT_EQ(node(d, 0).pinned_objects, 0u);
 }
 

@@ -209,12 +209,18 @@ private:
 /// Flags of a worker process beyond rank, port and port file.
 struct worker_flags {
   std::string fetch_policy = "allow";
+  /// Port to listen on; 0: an ephemeral one.
+  uint16_t port = 0;
   std::vector<fs::path> fs_roots;
   /// Further `--objstore.name=value` flags.
   std::vector<std::string> extra;
 
   worker_flags& policy(std::string x) {
     fetch_policy = std::move(x);
+    return *this;
+  }
+  worker_flags& on_port(uint16_t x) {
+    port = x;
     return *this;
   }
   worker_flags& root(fs::path x) {
@@ -265,13 +271,13 @@ protected:
     auto name
         = "worker" + std::to_string(rank) + "-" + std::to_string(++starts_);
     auto port_file = dir() / (name + ".port");
-    std::vector<std::string> args{OBJSTORE_NODE_PATH,
-                                  "--objstore.role=worker",
-                                  "--objstore.rank=" + std::to_string(rank),
-                                  "--objstore.port=0",
-                                  "--objstore.port-file=" + port_file.string(),
-                                  "--objstore.fetch-policy="
-                                      + flags.fetch_policy};
+    std::vector<std::string> args{
+        OBJSTORE_NODE_PATH,
+        "--objstore.role=worker",
+        "--objstore.rank=" + std::to_string(rank),
+        "--objstore.port=" + std::to_string(flags.port),
+        "--objstore.port-file=" + port_file.string(),
+        "--objstore.fetch-policy=" + flags.fetch_policy};
     if (!flags.fs_roots.empty()) {
       std::string roots;
       for (auto& root : flags.fs_roots)
