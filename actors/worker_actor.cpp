@@ -127,7 +127,9 @@ caf::expected<task_outcome> run_job_safely(task_job& job) {
   try {
     return run_job(job);
   } catch (const std::bad_alloc&) {
-    return make_error(errc::resource_exhausted, "task ran out of memory");
+    return make_error(errc::resource_exhausted, "task ran out of memory ("
+                                                    + current_exception_text()
+                                                    + ")");
   } catch (...) {
     return make_error(errc::op_failed,
                       "task threw " + current_exception_text());
