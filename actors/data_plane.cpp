@@ -234,6 +234,22 @@ private:
   bool timed_out_ = false;
 };
 
+/// Why a transfer of `bytes` does not fit in the `left` bytes the node has
+/// under its memory limit, of which `receiving` are promised to inbound
+/// transfers still being received; none when it fits.
+caf::error memory_refusal(uint64_t bytes, uint64_t left, uint64_t receiving) {
+  auto free_bytes = left > receiving ? left - receiving : 0;
+  if (bytes <= free_bytes)
+    return {};
+  auto text = "transfer of " + std::to_string(bytes) + " bytes exceeds the "
+              + std::to_string(free_bytes)
+              + " bytes this node has left under objstore.memory-limit";
+  if (receiving > 0)
+    text += " (" + std::to_string(left) + " left, " + std::to_string(receiving)
+            + " of them for transfers being received)";
+  return make_error(errc::resource_exhausted, text);
+}
+
 void raise_high_mark(std::atomic<uint64_t>& mark, uint64_t value) {
   auto cur = mark.load();
   while (value > cur && !mark.compare_exchange_weak(cur, value)) {
@@ -281,6 +297,8 @@ struct data_plane::inbound {
   std::unique_ptr<byte_stream> stream;
   hello h{};
   transfer_ticket ticket;
+  /// Bytes counted in `receiving_bytes_` for this transfer.
+  uint64_t reserved = 0;
 
   inbound() = default;
   inbound(const inbound&) = delete;
@@ -436,7 +454,13 @@ data_plane_load data_plane::load() {
   result.tokens = tokens_.size();
   result.sender_threads = senders_.size();
   result.queued_sends = queue_.size();
+  result.receiving_bytes = receiving_bytes_;
   return result;
+}
+
+uint64_t data_plane::receiving_bytes() {
+  std::lock_guard guard{mtx_};
+  return receiving_bytes_;
 }
 
 // -- tokens -------------------------------------------------------------------
@@ -712,6 +736,8 @@ void data_plane::admit(std::unique_ptr<pending_connection> c) {
     refuse(make_error(errc::corrupt_data, "transfer: bad hello"));
     return;
   }
+  // Asked before the lock: the hook reads the object store.
+  auto left = options_.memory_left ? options_.memory_left() : UINT64_MAX;
   auto in = std::make_unique<inbound>();
   {
     std::unique_lock guard{mtx_};
@@ -749,6 +775,18 @@ void data_plane::admit(std::unique_ptr<pending_connection> c) {
                             + std::to_string(options_.max_object_size)));
       return;
     }
+    // Refused before a byte of payload is read; admitted bytes count
+    // against what is left until the transfer ends (finish).
+    if (auto err = memory_refusal(h.total, left, receiving_bytes_)) {
+      guard.unlock();
+      counters_.refused_memory.fetch_add(1);
+      refuse(err);
+      return;
+    }
+    if (left != UINT64_MAX) {
+      in->reserved = h.total;
+      receiving_bytes_ += h.total;
+    }
     in->ticket = std::move(*ticket);
     ++active_;
     ++active_per_peer_[c->peer];
@@ -778,6 +816,7 @@ void data_plane::admit(std::unique_ptr<pending_connection> c) {
 
 void data_plane::finish(std::unique_ptr<inbound> in) {
   auto peer = in->peer;
+  auto reserved = in->reserved;
   {
     // Out of the list before the descriptor closes: stop() must never
     // shut down a number the kernel already gave to another socket.
@@ -786,6 +825,7 @@ void data_plane::finish(std::unique_ptr<inbound> in) {
   }
   in.reset();
   std::lock_guard guard{mtx_};
+  receiving_bytes_ -= reserved;
   if (auto i = active_per_peer_.find(peer);
       i != active_per_peer_.end() && --i->second == 0)
     active_per_peer_.erase(i);
@@ -821,6 +861,12 @@ void data_plane::serve(inbound& in) {
     return;
   }
   auto uri = adopt_(in.ticket, std::move(*x));
+  {
+    // Stored or refused: the store accounts for it now. Released before
+    // the sender hears of it, so its next request sees the memory left.
+    std::lock_guard guard{mtx_};
+    receiving_bytes_ -= std::exchange(in.reserved, 0);
+  }
   if (!uri) {
     refuse(uri.error());
     return;
@@ -836,6 +882,13 @@ caf::expected<std::string> data_plane::deliver_local(const std::string& token,
   auto ticket = claim(token);
   if (!ticket)
     return std::move(ticket.error());
+  if (options_.memory_left) {
+    auto left = options_.memory_left();
+    if (auto err = memory_refusal(x->size_bytes(), left, receiving_bytes())) {
+      counters_.refused_memory.fetch_add(1);
+      return err;
+    }
+  }
   auto uri = adopt_(*ticket, std::move(x));
   if (uri) {
     counters_.transfers_in.fetch_add(1);

@@ -75,6 +75,15 @@ struct data_plane_options {
   std::chrono::milliseconds io_timeout{30'000};
   /// Largest accepted inbound object (encoded bytes); 0 = no limit.
   uint64_t max_object_size = 0;
+  /// mem:// bytes the node may still store (what is left under
+  /// objstore.memory-limit); empty = no limit. Asked when a hello announces
+  /// a transfer's size: a transfer larger than what is left, less the
+  /// bytes of inbound transfers still being received, is refused with
+  /// `resource_exhausted` before any payload is read. The announced size
+  /// is the encoding's (payload plus a header of a few hundred bytes), so
+  /// an object that would fill the limit to the byte is refused. Called on
+  /// the gate thread without the data plane's lock; must not block.
+  std::function<uint64_t()> memory_left;
   /// Hand values to a data plane of the same process by pointer (no bytes
   /// copied). Off to force the TCP path (tests, benchmarks).
   bool local_shortcut = true;
@@ -102,6 +111,9 @@ struct data_plane_counters {
   std::atomic<uint64_t> evicted{0};
   /// Valid hellos refused because no inbound slot was free.
   std::atomic<uint64_t> refused_in{0};
+  /// Transfers refused because the node has too little memory left
+  /// (`memory_left`).
+  std::atomic<uint64_t> refused_memory{0};
   /// `expect`s refused by a token cap.
   std::atomic<uint64_t> refused_tokens{0};
   /// Pushes refused because the send queue was full or no sender thread
@@ -121,6 +133,9 @@ struct data_plane_load {
   size_t sender_threads = 0;
   /// Pushes waiting for a sender thread.
   size_t queued_sends = 0;
+  /// Announced bytes of the inbound transfers holding a slot (counted
+  /// against `memory_left` until each is stored or fails).
+  uint64_t receiving_bytes = 0;
 };
 
 /// Who an expected inbound transfer is for.
@@ -211,6 +226,10 @@ public:
   /// Connections, transfers, tokens and senders held right now.
   data_plane_load load();
 
+  /// Announced bytes of the inbound transfers being received now: memory
+  /// the node will need when they are stored (`data_plane_load`).
+  uint64_t receiving_bytes();
+
 private:
   using expiry_index = std::multimap<clock::time_point, std::string>;
 
@@ -277,6 +296,7 @@ private:
   // Inbound transfers holding a slot.
   std::vector<int> active_fds_;
   size_t active_ = 0;
+  uint64_t receiving_bytes_ = 0;
   std::unordered_map<std::string, size_t> active_per_peer_;
   // Outbound.
   std::vector<int> outgoing_fds_;

@@ -5,6 +5,7 @@
 #include <exception>
 #include <memory>
 #include <new>
+#include <string>
 #include <typeinfo>
 #include <unordered_map>
 #include <unordered_set>
@@ -13,20 +14,58 @@
 
 namespace objstore {
 
-std::string current_exception_text() {
+namespace {
+
+/// The demangled type of the exception being handled.
+std::string current_exception_type() {
   auto* type = abi::__cxa_current_exception_type();
-  std::string name = "unknown type";
-  if (type != nullptr) {
-    int status = 0;
-    std::unique_ptr<char, decltype(&std::free)> readable{
-        abi::__cxa_demangle(type->name(), nullptr, nullptr, &status),
-        &std::free};
-    name = status == 0 && readable ? readable.get() : type->name();
-  }
+  if (type == nullptr)
+    return "unknown type";
+  int status = 0;
+  std::unique_ptr<char, decltype(&std::free)> readable{
+      abi::__cxa_demangle(type->name(), nullptr, nullptr, &status), &std::free};
+  return status == 0 && readable ? readable.get() : type->name();
+}
+
+template<class Integer>
+std::string integer_text(Integer x) {
+  return " " + std::to_string(x) + " (not a std::exception)";
+}
+
+} // namespace
+
+std::string current_exception_text() {
+  auto name = current_exception_type();
   try {
     throw;
   } catch (const std::exception& ex) {
-    return name + ": " + ex.what();
+    // A user type may override what() to return null.
+    const char* what = ex.what();
+    auto text = name + ": " + (what != nullptr ? what : "(null message)");
+    try {
+      std::rethrow_if_nested(ex);
+    } catch (...) {
+      text += " [nested: " + current_exception_text() + "]";
+    }
+    return text;
+  } catch (const char* what) {
+    return name + ": " + (what != nullptr ? what : "(null)")
+           + " (not a std::exception)";
+  } catch (const std::string& what) {
+    // The demangled name (std::__cxx11::basic_string<char, ...>) says less.
+    return "std::string: " + what + " (not a std::exception)";
+  } catch (int x) {
+    return name + ":" + integer_text(x);
+  } catch (long x) {
+    return name + ":" + integer_text(x);
+  } catch (long long x) {
+    return name + ":" + integer_text(x);
+  } catch (unsigned x) {
+    return name + ":" + integer_text(x);
+  } catch (unsigned long x) {
+    return name + ":" + integer_text(x);
+  } catch (unsigned long long x) {
+    return name + ":" + integer_text(x);
   } catch (...) {
     return name + " (not a std::exception, no message)";
   }
@@ -134,9 +173,10 @@ caf::expected<run_outcome> execute(const graph& g,
                                                       + " '" + x.opcode
                                                       + "': " + ex.what());
     } catch (const std::bad_alloc&) {
-      return make_error(errc::resource_exhausted, "op #" + std::to_string(i)
-                                                      + " '" + x.opcode
-                                                      + "': out of memory");
+      return make_error(errc::resource_exhausted,
+                        "op #" + std::to_string(i) + " '" + x.opcode
+                            + "': out of memory (" + current_exception_text()
+                            + ")");
     } catch (...) {
       // Any type, std::exception or not (a user op's `throw 42`): the
       // worker keeps serving and the error names what was thrown.

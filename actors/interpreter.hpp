@@ -22,9 +22,11 @@ struct run_outcome {
 /// naming the op.
 caf::error validate(const graph& g, const op_registry& registry);
 
-/// Inside a catch block: the thrown object's type (demangled) and, for a
-/// std::exception, its message: "std::runtime_error: disk full",
-/// "int (not a std::exception, no message)".
+/// Inside a catch block: the thrown object's type (demangled) and its
+/// message: what() of a std::exception (and of the exceptions nested in
+/// it), the text of a thrown string or C string, the value of a thrown
+/// integer: "std::runtime_error: disk full", "int: 42 (not a
+/// std::exception)", "my_error (not a std::exception, no message)".
 std::string current_exception_text();
 
 /// Executes `g` on one node: runs ops in order, frees each intermediate

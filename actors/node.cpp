@@ -67,16 +67,23 @@ caf::expected<node_handles> spawn_node(caf::actor_system& sys,
         = mem_id_generator{}.prefix() + "r" + std::to_string(options.rank);
   if (options.data.max_object_size == 0)
     options.data.max_object_size = options.store.max_object_size;
-  auto objects = object_store::make(options.store);
-  if (!objects)
-    return std::move(objects.error());
+  auto made = object_store::make(options.store);
+  if (!made)
+    return std::move(made.error());
+  std::shared_ptr<object_store> objects{std::move(*made)};
+  // Inbound transfers are refused before their bytes arrive when the
+  // memory limit cannot take them (an embedder's own hook wins).
+  if (!options.data.memory_left && options.store.memory_limit > 0)
+    options.data.memory_left = [objects] {
+      return objects->memory_left();
+    };
   auto target = std::make_shared<adopt_target>();
   target->timeout = options.data.io_timeout;
   auto data = data_plane::start(options.data, make_adopt(target));
   if (!data)
     return std::move(data.error());
   node_handles result;
-  result.objects = std::shared_ptr<object_store>{std::move(*objects)};
+  result.objects = std::move(objects);
   result.data = std::move(*data);
   result.stopping = std::make_shared<std::atomic<bool>>(false);
   result.running_tasks = std::make_shared<std::atomic<uint64_t>>(0);

@@ -60,6 +60,9 @@ struct task_job {
   std::vector<value_ptr> inputs; // resolved mem:// inputs (null for fs)
   std::vector<uri> input_ids;    // all inputs
   std::shared_ptr<object_store> objects;
+  /// The node's data plane (null without one): bytes it is receiving are
+  /// memory the task may not take.
+  std::shared_ptr<data_plane> data;
   std::shared_ptr<const op_registry> ops;
   std::shared_ptr<std::atomic<bool>> stopping;
   /// Who runs it: fs:// inputs must be readable by this principal.
@@ -68,6 +71,16 @@ struct task_job {
   std::shared_ptr<std::atomic<bool>> cancel
       = std::make_shared<std::atomic<bool>>(false);
 };
+
+/// What a task may allocate: the memory left under the node's limit, less
+/// the announced bytes of inbound transfers still being received.
+uint64_t task_memory_budget(const task_job& job) {
+  auto left = job.objects->memory_left();
+  if (left == scoped_memory_budget::unlimited || !job.data)
+    return left;
+  auto receiving = job.data->receiving_bytes();
+  return left > receiving ? left - receiving : 0;
+}
 
 caf::expected<task_outcome> run_job(task_job& job) {
   for (size_t i = 0; i < job.inputs.size(); ++i) {
@@ -87,7 +100,7 @@ caf::expected<task_outcome> run_job(task_job& job) {
   // requested output fails before it takes the node's memory.
   scoped_allocation_limit cap{job.objects->options().max_object_size};
   // And no kernel may hold more than the memory the node has left.
-  scoped_memory_budget budget{job.objects->memory_left()};
+  scoped_memory_budget budget{task_memory_budget(job)};
   auto result = execute(job.program, std::move(job.inputs), *job.ops,
                         cancel_flags{job.cancel.get(), job.stopping.get()});
   if (!result)
@@ -114,7 +127,9 @@ caf::expected<task_outcome> run_job_safely(task_job& job) {
   try {
     return run_job(job);
   } catch (const std::bad_alloc&) {
-    return make_error(errc::resource_exhausted, "task ran out of memory");
+    return make_error(errc::resource_exhausted, "task ran out of memory ("
+                                                    + current_exception_text()
+                                                    + ")");
   } catch (...) {
     return make_error(errc::op_failed,
                       "task threw " + current_exception_text());
@@ -750,6 +765,7 @@ worker_actor_impl(self_ptr self, node_options options,
             st.refs.pin(id);
         job->program = std::move(req.program);
         job->objects = st.objects;
+        job->data = st.data;
         job->ops = st.ops;
         job->stopping = st.stopping;
         job->principal = (*me)->principal;
