@@ -9,7 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
 namespace objstore {

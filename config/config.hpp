@@ -9,10 +9,10 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/timespan.hpp>
 
-#include "actors/data_plane.hpp"
-#include "actors/driver.hpp"
-#include "actors/node.hpp"
-#include "actors/tls.hpp"
+#include "actors/dataplane/data_plane.hpp"
+#include "actors/driver/driver.hpp"
+#include "actors/worker/node.hpp"
+#include "actors/dataplane/tls.hpp"
 
 namespace objstore {
 

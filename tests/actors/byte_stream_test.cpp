@@ -2,7 +2,7 @@
 // many sizes (plain TCP and mutual TLS), a peer closing mid-transfer, read
 // and write deadlines, and refused TLS handshakes.
 
-#include "actors/byte_stream.hpp"
+#include "actors/dataplane/byte_stream.hpp"
 
 #include <gtest/gtest.h>
 

@@ -2,7 +2,7 @@
 // runs a 3-party pipeline on 64 MiB tensors while the driver's control
 // plane stays tiny, and the driver's byte counters reflect what moved.
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // token floods and pushes to a listener that never answers. Each case gets
 // its typed error and the plane still moves real values afterwards.
 
-#include "actors/data_plane.hpp"
+#include "actors/dataplane/data_plane.hpp"
 
 #include <gtest/gtest.h>
 

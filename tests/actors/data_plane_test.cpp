@@ -1,7 +1,7 @@
 // The worker-to-worker data plane on its own: two endpoints in one process
 // talking over loopback TCP (the in-process shortcut off unless tested).
 
-#include "actors/data_plane.hpp"
+#include "actors/dataplane/data_plane.hpp"
 
 #include <gtest/gtest.h>
 

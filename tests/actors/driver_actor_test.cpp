@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "actors/deterministic_fixture.hpp"
-#include "actors/driver_actor.hpp"
-#include "actors/host_var.hpp"
+#include "actors/driver/driver_actor.hpp"
+#include "actors/driver/host_var.hpp"
 #include "store/error.hpp"
 
 using namespace objstore;

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "actors/cluster_fixture.hpp"
-#include "actors/simp.hpp"
+#include "actors/driver/simp.hpp"
 
 using namespace objstore;
 using namespace objstore::test;

@@ -7,7 +7,7 @@
 #include <optional>
 #include <thread>
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
 using namespace objstore;

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "actors/deterministic_fixture.hpp"
-#include "actors/host_var.hpp"
+#include "actors/driver/host_var.hpp"
 #include "messages/atoms.hpp"
 
 using namespace objstore;

@@ -1,7 +1,7 @@
 // The local graph interpreter: validation against the registry, freeing of
 // intermediates after their last use, errors, cancellation.
 
-#include "actors/interpreter.hpp"
+#include "actors/exec/interpreter.hpp"
 
 #include <gtest/gtest.h>
 

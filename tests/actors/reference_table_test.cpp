@@ -2,7 +2,7 @@
 // "free" only when both are zero, unknown and excess releases counted and
 // never driving a count negative, and per-session drops.
 
-#include "actors/reference_table.hpp"
+#include "actors/worker/reference_table.hpp"
 
 #include <gtest/gtest.h>
 

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "actors/cluster_fixture.hpp"
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
 using namespace objstore;

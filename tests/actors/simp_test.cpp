@@ -1,10 +1,10 @@
 // SIMP ops across 3 parties on a loopback local_cluster.
 
-#include "actors/simp.hpp"
+#include "actors/driver/simp.hpp"
 
 #include <gtest/gtest.h>
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
 using namespace objstore;

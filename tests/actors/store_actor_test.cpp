@@ -2,7 +2,7 @@
 // typed interface in a real actor system, with typed errors that name the
 // offending URI.
 
-#include "actors/store_actor.hpp"
+#include "actors/worker/store_actor.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "actors/reply.hpp"
 #include "store/error.hpp"
 

@@ -1,7 +1,7 @@
 // The node's task pool (actors/task_executor.hpp): bounded threads and
 // queue, round-robin between sessions, cancel of queued tasks at once.
 
-#include "actors/task_executor.hpp"
+#include "actors/exec/task_executor.hpp"
 
 #include <gtest/gtest.h>
 

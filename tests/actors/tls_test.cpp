@@ -1,6 +1,6 @@
 // Mutual TLS between nodes: certificates from the configured CA only.
 
-#include "actors/tls.hpp"
+#include "actors/dataplane/tls.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,8 +12,8 @@
 #include <filesystem>
 #include <future>
 
-#include "actors/data_plane.hpp"
-#include "actors/local_cluster.hpp"
+#include "actors/dataplane/data_plane.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
 using namespace objstore;

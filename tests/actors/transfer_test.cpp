@@ -14,7 +14,7 @@
 
 #include <caf/scoped_actor.hpp>
 
-#include "actors/simp.hpp"
+#include "actors/driver/simp.hpp"
 #include "cluster_fixture.hpp"
 #include "store/error.hpp"
 

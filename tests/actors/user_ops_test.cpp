@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/kernels/dispatch.hpp"
-#include "actors/worker_actor.hpp"
+#include "actors/exec/kernels/dispatch.hpp"
+#include "actors/worker/worker_actor.hpp"
 #include "tests/actors/kernel_test_support.hpp"
 
 using namespace objstore;

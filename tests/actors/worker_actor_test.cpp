@@ -9,7 +9,7 @@
 // object, the reference table is empty and only the operator's session is
 // left.
 
-#include "actors/worker_actor.hpp"
+#include "actors/worker/worker_actor.hpp"
 
 #include <gtest/gtest.h>
 
@@ -26,8 +26,8 @@
 #include <vector>
 
 #include "actors/cluster_fixture.hpp"
-#include "actors/local_cluster.hpp"
-#include "actors/node.hpp"
+#include "actors/testing/local_cluster.hpp"
+#include "actors/worker/node.hpp"
 #include "actors/reply.hpp"
 #include "store/error.hpp"
 

@@ -11,7 +11,7 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/secret.hpp"
+#include "actors/worker/secret.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -36,8 +36,8 @@
 #include <caf/actor_system_config.hpp>
 
 #include "actors/cluster_fixture.hpp"
-#include "actors/driver.hpp"
-#include "actors/local_cluster.hpp"
+#include "actors/driver/driver.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
 namespace objstore::test {
