@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/exec/interpreter.hpp"
+#include "actors/worker/peer_resolver.hpp"
 #include "actors/worker/secret.hpp"
 #include "store/error.hpp"
 
@@ -534,37 +535,28 @@ void resolve_peer(self_ptr self, const std::string& endpoint, uint32_t rank,
   auto mm = st.options.data.tls.enabled() && sys.has_openssl_manager()
                 ? sys.openssl_manager().actor_handle()
                 : sys.middleman().actor_handle();
-  auto timeout = caf::timespan{st.options.data.io_timeout};
-  auto fail = [endpoint, done](const caf::error& err) {
-    done(make_error(errc::object_lost, "cannot reach the worker at " + endpoint
-                                           + ": " + describe(err)));
-  };
-  self->request(mm, timeout, caf::connect_atom::value, host,
-                static_cast<uint16_t>(port))
+  peer_resolver_options opts;
+  opts.timeout = st.options.data.io_timeout;
+  // A resolver of its own per lookup: it watches the peer's proxy, which a
+  // worker's down handler (sessions) must not see.
+  auto resolver = self->spawn(peer_resolver, mm, endpoint, std::move(host),
+                              static_cast<uint16_t>(port), opts);
+  // The resolver answers within its own deadline; this one only backs it.
+  auto backstop = caf::timespan{opts.timeout + std::chrono::seconds{5}};
+  self->request(resolver, backstop, caf::get_atom::value)
       .then(
-          [self, endpoint, check, done, fail,
-           timeout](const caf::node_id& nid, caf::strong_actor_ptr& ptr,
-                    const std::set<std::string>&) {
-            if (nid == self->node()) {
-              done(make_error(errc::invalid_argument,
-                              "the endpoint " + endpoint
-                                  + " is this worker itself"));
-              return;
-            }
-            if (!ptr) {
-              fail(make_error(errc::object_lost, "no actor published there"));
-              return;
-            }
-            auto peer = caf::actor_cast<worker_actor>(ptr);
-            self->request(peer, timeout, peer_atom::value)
-                .then(
-                    [self, endpoint, check, done](peer_info& info) {
-                      self->state.peers[endpoint] = info;
-                      done(check(info));
-                    },
-                    [fail](caf::error& err) { fail(err); });
+          [self, endpoint, check, done](peer_info& info) {
+            self->state.peers[endpoint] = info;
+            done(check(info));
           },
-          [fail](caf::error& err) { fail(err); });
+          [endpoint, done](caf::error& err) {
+            if (code_of(err) != errc::none)
+              done(std::move(err));
+            else
+              done(make_error(errc::object_lost, "cannot reach the worker at "
+                                                     + endpoint + ": "
+                                                     + describe(err)));
+          });
 }
 
 /// Node-wide counters: for operator sessions only.
