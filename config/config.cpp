@@ -9,7 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "actors/local_cluster.hpp"
+#include "actors/system.hpp"
 #include "store/error.hpp"
 
 namespace objstore {

@@ -1,0 +1,19 @@
+#include "actors/system.hpp"
+
+#include <caf/all.hpp>
+#include <caf/io/middleman.hpp>
+
+#include "messages/registration.hpp"
+
+namespace objstore {
+
+void configure_system(caf::actor_system_config& cfg, size_t threads) {
+  register_types(cfg);
+  cfg.set("middleman.workers", size_t{0});
+  cfg.set("scheduler.max-threads", threads);
+  cfg.set("scheduler.policy", caf::atom("sharing"));
+  // Never print to the terminal from inside the runtime.
+  cfg.set("middleman.enable-automatic-connections", false);
+}
+
+} // namespace objstore
