@@ -9,7 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "actors/testing/local_cluster.hpp"
+#include "actors/system.hpp"
 #include "store/error.hpp"
 
 namespace objstore {
@@ -189,10 +189,8 @@ caf::error config::load(int argc, char** argv) {
   if (auto err = validate_tls(tls))
     return err;
   apply_tls(*this, tls);
-  if (heartbeat_interval.count() > 0) {
-    set("middleman.heartbeat-interval", heartbeat_interval);
-    set("middleman.connection-timeout", heartbeat_timeout);
-  }
+  // configure_system set the defaults; these options win (0 turns off).
+  set_heartbeats(*this, heartbeat_interval, heartbeat_timeout);
   return {};
 }
 

@@ -10,9 +10,10 @@
 #include <caf/timespan.hpp>
 
 #include "actors/dataplane/data_plane.hpp"
-#include "actors/driver/driver.hpp"
-#include "actors/worker/node.hpp"
 #include "actors/dataplane/tls.hpp"
+#include "actors/driver/driver.hpp"
+#include "actors/system.hpp"
+#include "actors/worker/node.hpp"
 
 namespace objstore {
 
@@ -112,8 +113,8 @@ public:
   size_t window = 8u << 20;
   /// Heartbeat period between nodes; a silent peer is dropped after
   /// `heartbeat_timeout`. 0 disables heartbeats.
-  caf::timespan heartbeat_interval = std::chrono::milliseconds{500};
-  caf::timespan heartbeat_timeout = std::chrono::seconds{3};
+  caf::timespan heartbeat_interval = default_heartbeat_interval;
+  caf::timespan heartbeat_timeout = default_heartbeat_timeout;
   /// Demo job: rows per party and the data seed.
   size_t demo_rows = 200'000;
   size_t demo_seed = 7;

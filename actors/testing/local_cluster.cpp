@@ -6,19 +6,9 @@
 #include <caf/io/middleman.hpp>
 
 #include "actors/worker/secret.hpp"
-#include "messages/registration.hpp"
 #include "store/error.hpp"
 
 namespace objstore {
-
-void configure_system(caf::actor_system_config& cfg, size_t threads) {
-  register_types(cfg);
-  cfg.set("middleman.workers", size_t{0});
-  cfg.set("scheduler.max-threads", threads);
-  cfg.set("scheduler.policy", caf::atom("sharing"));
-  // Never print to the terminal from inside the runtime.
-  cfg.set("middleman.enable-automatic-connections", false);
-}
 
 caf::expected<std::unique_ptr<local_cluster>>
 local_cluster::start(local_cluster_options options) {

@@ -37,7 +37,8 @@ uint64_t requests_sent(driver& d) {
 
 TEST_F(process_fault, worker_killed_mid_task_fails_the_call_with_object_lost) {
   ASSERT_TRUE(start_workers(3));
-  // No heartbeat: only the closed connection can tell the driver.
+  // The client drops no silent peer: only the closed connection can tell
+  // the driver.
   auto connected = driver::connect(client(), spec(), long_timeout());
   ASSERT_TRUE(connected) << describe(connected.error());
   auto d = std::move(*connected);

@@ -337,18 +337,17 @@ protected:
   }
 
   /// The in-test client actor system, created on first use (later
-  /// arguments are ignored). A positive `heartbeat` sets
-  /// middleman.heartbeat-interval and, with it, middleman.connection-timeout:
-  /// then a frozen peer is dropped.
+  /// arguments are ignored): `configure_system` alone, so it sends
+  /// heartbeats and drops no silent peer. A positive `heartbeat` sets
+  /// another middleman.heartbeat-interval and, with it,
+  /// middleman.connection-timeout: then a frozen peer is dropped.
   caf::actor_system& client(caf::timespan heartbeat = {},
                             caf::timespan connection_timeout = {}) {
     if (!client_sys_) {
       client_cfg_ = std::make_unique<caf::actor_system_config>();
       configure_system(*client_cfg_, 2);
-      if (heartbeat.count() > 0) {
-        client_cfg_->set("middleman.heartbeat-interval", heartbeat);
-        client_cfg_->set("middleman.connection-timeout", connection_timeout);
-      }
+      if (heartbeat.count() > 0)
+        set_heartbeats(*client_cfg_, heartbeat, connection_timeout);
       client_sys_ = std::make_unique<caf::actor_system>(*client_cfg_);
     }
     return *client_sys_;

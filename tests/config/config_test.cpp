@@ -308,3 +308,28 @@ TEST(config, misspelled_sections_are_errors) {
   EXPECT_NE(message_of(err).find("[objstor]"), std::string::npos)
       << describe(err);
 }
+
+TEST(config, heartbeats_default_to_the_workers_and_zero_turns_them_off) {
+  auto interval = [](const config& cfg) {
+    return caf::get_or(cfg, "middleman.heartbeat-interval", caf::timespan{0});
+  };
+  auto timeout = [](const config& cfg) {
+    return caf::get_or(cfg, "middleman.connection-timeout", caf::timespan{0});
+  };
+  config defaults;
+  ASSERT_FALSE(load(defaults, {}));
+  EXPECT_EQ(defaults.heartbeat_interval, default_heartbeat_interval);
+  EXPECT_EQ(defaults.heartbeat_timeout, default_heartbeat_timeout);
+  EXPECT_EQ(interval(defaults), default_heartbeat_interval);
+  EXPECT_EQ(timeout(defaults), default_heartbeat_timeout);
+  config tuned;
+  ASSERT_FALSE(load(tuned, {"--objstore.heartbeat-interval=200ms",
+                            "--objstore.heartbeat-timeout=2s"}));
+  EXPECT_EQ(interval(tuned), caf::timespan{200ms});
+  EXPECT_EQ(timeout(tuned), caf::timespan{2s});
+  // configure_system turned the interval on; the option turns it off.
+  config off;
+  ASSERT_FALSE(load(off, {"--objstore.heartbeat-interval=0s"}));
+  EXPECT_EQ(interval(off), caf::timespan{0});
+  EXPECT_EQ(timeout(off), caf::timespan{0});
+}
