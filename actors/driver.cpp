@@ -85,7 +85,7 @@ driver::connect(caf::actor_system& sys, const cluster_spec& spec,
   std::vector<worker_actor> workers;
   for (size_t r = 0; r < spec.workers.size(); ++r) {
     auto& ep = spec.workers[r];
-    auto w = connect_worker(sys, ep.host, ep.port);
+    auto w = connect_worker(sys, ep.host, ep.port, options.timeout);
     if (!w)
       return make_error(errc::io_error,
                         "cannot connect to rank " + std::to_string(r) + " at "
