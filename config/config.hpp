@@ -105,7 +105,7 @@ public:
       = std::chrono::duration_cast<caf::timespan>(node_options{}.max_sleep);
   /// deny | revealed-only | allow.
   std::string fetch_policy = "revealed-only";
-  /// Deadline of every remote request.
+  /// Deadline of every remote request, and of connecting to each worker.
   caf::timespan timeout = std::chrono::seconds{30};
   /// Transfer chunk size in bytes.
   size_t chunk_size = 1u << 20;

@@ -70,11 +70,15 @@ driver::connect(caf::actor_system& sys, const cluster_spec& spec,
   std::vector<worker_actor> workers;
   for (size_t r = 0; r < spec.workers.size(); ++r) {
     auto& ep = spec.workers[r];
-    auto w = connect_worker(sys, ep.host, ep.port);
-    if (!w)
-      return make_error(errc::io_error,
-                        "cannot connect to rank " + std::to_string(r) + " at "
-                            + ep.str() + ": " + describe(w.error()));
+    auto w = connect_worker(sys, ep.host, ep.port, options.timeout);
+    if (!w) {
+      // A missed deadline stays a timeout: callers retry those.
+      auto code = code_of(w.error()) == errc::timeout ? errc::timeout
+                                                      : errc::io_error;
+      return make_error(code, "cannot connect to rank " + std::to_string(r)
+                                  + " at " + ep.str() + ": "
+                                  + describe(w.error()));
+    }
     workers.push_back(std::move(*w));
   }
   if (options.endpoints.empty())

@@ -72,8 +72,8 @@ TEST_F(multiprocess, demo_driver_process_matches_single_process_result) {
 
 TEST_F(multiprocess, demo_driver_process_stops_on_sigint) {
   ASSERT_TRUE(start_workers(1));
-  // Without heartbeats the driver waits in connect for the frozen worker
-  // forever: only a signal ends it.
+  // The driver waits in connect for the frozen worker until
+  // objstore.timeout (30 s): only a signal ends it sooner.
   proc(0).signal(SIGSTOP);
   ASSERT_TRUE(proc(0).wait_stopped(5s)) << proc(0).describe();
   auto& drv = spawn({OBJSTORE_NODE_PATH, "--objstore.role=driver",

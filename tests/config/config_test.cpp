@@ -9,6 +9,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <caf/actor_system.hpp>
+
+#include "actors/silent_listener.hpp"
 #include "store/error.hpp"
 
 using namespace objstore;
@@ -332,4 +335,19 @@ TEST(config, heartbeats_default_to_the_workers_and_zero_turns_them_off) {
   ASSERT_FALSE(load(off, {"--objstore.heartbeat-interval=0s"}));
   EXPECT_EQ(interval(off), caf::timespan{0});
   EXPECT_EQ(timeout(off), caf::timespan{0});
+}
+
+TEST(config, objstore_timeout_is_the_connect_deadline) {
+  test::silent_listener silent;
+  config cfg;
+  ASSERT_FALSE(load(cfg, {"--objstore.timeout=700ms"}));
+  caf::actor_system sys{cfg};
+  auto start = std::chrono::steady_clock::now();
+  auto w = connect_worker(sys, "127.0.0.1", silent.port());
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(w);
+  EXPECT_EQ(code_of(w.error()), errc::timeout) << describe(w.error());
+  EXPECT_GE(took, 650ms);
+  EXPECT_LT(took, 2700ms) << "objstore.timeout was 700 ms, not the default "
+                          << "30 s";
 }
