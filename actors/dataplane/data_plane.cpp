@@ -28,7 +28,10 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace objstore {
 
-namespace {
+// A named namespace, not an anonymous one: data_plane's members hold a
+// `hello`, and a member whose type has internal linkage is an error
+// (-Wsubobject-linkage) once this file is part of a unity build.
+namespace data_plane_wire {
 
 constexpr char hello_magic[4] = {'O', 'S', 'X', 'F'};
 constexpr uint32_t protocol_version = 1;
@@ -267,7 +270,9 @@ void complete(send_callback& done, caf::expected<std::string> result) {
   }
 }
 
-} // namespace
+} // namespace data_plane_wire
+
+using namespace data_plane_wire;
 
 /// An inbound connection in its TLS handshake or hello, owned by the gate.
 struct data_plane::pending_connection {

@@ -8,6 +8,9 @@
 
 #include "actors/cluster_fixture.hpp"
 
+namespace cluster_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -248,3 +251,6 @@ TEST_F(cluster, closing_a_driver_frees_its_objects_but_not_others) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace cluster_test_file

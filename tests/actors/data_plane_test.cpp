@@ -16,6 +16,9 @@
 #include "store/codec.hpp"
 #include "store/error.hpp"
 
+namespace data_plane_test_file {
+namespace {
+
 using namespace objstore;
 using namespace std::chrono_literals;
 
@@ -404,3 +407,6 @@ TEST(data_plane, in_process_handoff_respects_the_memory_left) {
                             token_for(**target, 3, later()), iota_tensor(100));
   ASSERT_TRUE(ok) << describe(ok.error());
 }
+
+} // namespace
+} // namespace data_plane_test_file

@@ -13,6 +13,9 @@
 #include "actors/cluster_fixture.hpp"
 #include "actors/driver/simp.hpp"
 
+namespace errors_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -280,3 +283,6 @@ TEST_F(user_op_errors, simp_programs_keep_the_exception_type) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace errors_test_file

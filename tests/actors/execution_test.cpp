@@ -13,6 +13,9 @@
 
 #include "actors/cluster_fixture.hpp"
 
+namespace execution_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -341,3 +344,6 @@ TEST_F(execution, exceptions_of_any_type_fail_the_task_not_the_worker) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace execution_test_file

@@ -7,6 +7,9 @@
 
 #include "store/error.hpp"
 
+namespace interpreter_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -130,3 +133,6 @@ TEST(interpreter, wrong_input_count_is_refused) {
   ASSERT_FALSE(out);
   EXPECT_EQ(code_of(out.error()), errc::op_failed);
 }
+
+} // namespace
+} // namespace interpreter_test_file

@@ -15,6 +15,9 @@
 #include "messages/graph.hpp"
 #include "store/error.hpp"
 
+namespace op_registry_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -322,3 +325,6 @@ TEST(op_registry, kernel_context_fail_names_the_op_and_reports_cancel) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace op_registry_test_file

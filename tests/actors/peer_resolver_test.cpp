@@ -16,10 +16,13 @@
 #include <memory>
 #include <thread>
 
-#include "actors/worker/connection_guard.hpp"
 #include "actors/testing/local_cluster.hpp"
+#include "actors/worker/connection_guard.hpp"
 #include "messages/interfaces.hpp"
 #include "store/error.hpp"
+
+namespace peer_resolver_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
@@ -214,3 +217,6 @@ TEST_F(peer_resolver_test, its_own_node_is_refused) {
   EXPECT_EQ(code_of(err), errc::invalid_argument) << describe(err);
   EXPECT_EQ(fake_->requests.load(), 0);
 }
+
+} // namespace
+} // namespace peer_resolver_test_file

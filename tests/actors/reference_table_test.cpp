@@ -13,6 +13,9 @@
 
 #include "store/error.hpp"
 
+namespace reference_table_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -292,3 +295,6 @@ TEST_F(reference_table_test, pinned_objects_counts_objects_not_pins) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace reference_table_test_file

@@ -21,6 +21,9 @@
 #include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
+namespace session_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 using namespace std::chrono_literals;
@@ -688,3 +691,6 @@ TEST_F(fs_owners, shared_roots_are_read_by_all_and_written_by_none) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace session_test_file

@@ -16,9 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "actors/testing/local_cluster.hpp"
 #include "actors/reply.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
+
+namespace store_actor_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
@@ -350,3 +353,6 @@ TEST_F(store_actor_test, the_store_keeps_serving_after_errors) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace store_actor_test_file

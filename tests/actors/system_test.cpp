@@ -13,6 +13,9 @@
 
 #include <caf/all.hpp>
 
+namespace system_test_file {
+namespace {
+
 using namespace objstore;
 using namespace std::chrono_literals;
 
@@ -71,3 +74,6 @@ TEST(system, config_and_apps_do_not_include_the_testing_cluster) {
   EXPECT_EQ(text.str().find("#include \"actors/"), std::string::npos)
       << "system.hpp includes other actors/ headers";
 }
+
+} // namespace
+} // namespace system_test_file

@@ -12,6 +12,9 @@
 #include <thread>
 #include <vector>
 
+namespace task_executor_test_file {
+namespace {
+
 using namespace objstore;
 using namespace std::chrono_literals;
 
@@ -188,3 +191,6 @@ TEST(task_executor, zero_threads_means_the_hardware_threads) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace task_executor_test_file

@@ -19,35 +19,20 @@
 
 #include "actors/dataplane/data_plane.hpp"
 #include "actors/silent_listener.hpp"
+#include "actors/test_pki.hpp"
 #include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
+
+namespace tls_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
 
 namespace {
 
-/// A throwaway PKI made by .ci/make-test-certs, shared by the tests.
-class pki : public ::testing::Environment {
-public:
-  static inline std::filesystem::path dir;
-
-  void SetUp() override {
-    char templ[] = "/tmp/objstore-pki-XXXXXX";
-    ASSERT_NE(::mkdtemp(templ), nullptr);
-    dir = templ;
-    auto cmd = std::string{OBJSTORE_SOURCE_DIR} + "/.ci/make-test-certs "
-               + dir.string();
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  }
-
-  void TearDown() override { std::filesystem::remove_all(dir); }
-};
-
-auto* const env = ::testing::AddGlobalTestEnvironment(new pki);
-
 std::string file(const std::string& name) {
-  return (pki::dir / name).string();
+  return test::pki_file(name);
 }
 
 tls_options node_tls(const std::string& name = "node0") {
@@ -354,3 +339,6 @@ TEST(connect_worker, retries_handshakes_a_heartbeat_tick_drops) {
     ASSERT_TRUE(w) << "attempt " << i << ": " << describe(w.error());
   }
 }
+
+} // namespace
+} // namespace tls_test_file

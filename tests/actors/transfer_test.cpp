@@ -18,6 +18,9 @@
 #include "cluster_fixture.hpp"
 #include "store/error.hpp"
 
+namespace transfer_test_file {
+namespace {
+
 using namespace objstore;
 using namespace std::chrono_literals;
 
@@ -462,3 +465,6 @@ TEST_F(transfer, shuffle_by_key_matches_a_single_node_computation) {
   }
   EXPECT_EQ(got, expected);
 }
+
+} // namespace
+} // namespace transfer_test_file

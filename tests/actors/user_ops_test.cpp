@@ -11,6 +11,9 @@
 #include "actors/worker/worker_actor.hpp"
 #include "tests/actors/kernel_test_support.hpp"
 
+namespace user_ops_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::testing;
 
@@ -314,3 +317,6 @@ TEST(user_ops, only_small_flat_linear_graphs_run_on_the_worker_thread) {
   EXPECT_FALSE(
       runs_on_worker_thread(chain("no_such_op", 1), doubles(1, 8), *registry));
 }
+
+} // namespace
+} // namespace user_ops_test_file

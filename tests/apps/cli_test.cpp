@@ -9,6 +9,9 @@
 
 #include "apps/process_support.hpp"
 
+namespace cli_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -199,3 +202,6 @@ TEST_F(cli, a_stopped_worker_fails_the_command_at_objstore_timeout) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace cli_test_file

@@ -15,6 +15,9 @@
 #include "actors/system.hpp"
 #include "apps/process_support.hpp"
 
+namespace embedded_driver_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -170,3 +173,6 @@ TEST_F(embedded_driver, connect_to_a_stopped_tls_worker_fails_at_the_deadline) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace embedded_driver_test_file

@@ -11,6 +11,9 @@
 #include "apps/demo_job.hpp"
 #include "apps/process_support.hpp"
 
+namespace multiprocess_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -209,3 +212,6 @@ TEST_F(multiprocess, restarted_worker_serves_its_fs_objects) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace multiprocess_test_file

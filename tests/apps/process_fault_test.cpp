@@ -12,6 +12,9 @@
 
 #include "apps/process_support.hpp"
 
+namespace process_fault_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -260,3 +263,6 @@ TEST_F(
 }
 
 } // namespace
+
+} // namespace
+} // namespace process_fault_test_file

@@ -14,6 +14,9 @@
 #include "actors/silent_listener.hpp"
 #include "store/error.hpp"
 
+namespace config_test_file {
+namespace {
+
 using namespace objstore;
 using namespace std::chrono_literals;
 
@@ -351,3 +354,6 @@ TEST(config, objstore_timeout_is_the_connect_deadline) {
   EXPECT_LT(took, 2700ms) << "objstore.timeout was 700 ms, not the default "
                           << "30 s";
 }
+
+} // namespace
+} // namespace config_test_file
