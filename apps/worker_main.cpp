@@ -11,8 +11,9 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include "actors/worker/node.hpp"
 #include "actors/dataplane/tls.hpp"
+#include "actors/worker/endpoint.hpp"
+#include "actors/worker/node.hpp"
 #include "apps/demo_job.hpp"
 #include "store/error.hpp"
 #include "store/file_backend.hpp"

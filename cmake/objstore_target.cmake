@@ -1,9 +1,14 @@
-# objstore_add_library(<name> SOURCES ... HEADERS ... DEPS ...)
+# objstore_add_library(<name> [FOLDER <folder>] SOURCES ... HEADERS ...
+#                      DEPS ...)
 #
-# One library per top-level folder. Adds warnings-as-errors, the include root
+# One library per top-level folder (or a part of one: FOLDER names the
+# folder its headers live in when it is not <name>). Adds warnings-as-errors, the include root
 # (headers are included as "store/uri.hpp"), install and export rules.
 function(objstore_add_library name)
-  cmake_parse_arguments(arg "" "" "SOURCES;HEADERS;DEPS" ${ARGN})
+  cmake_parse_arguments(arg "" "FOLDER" "SOURCES;HEADERS;DEPS" ${ARGN})
+  if(NOT arg_FOLDER)
+    set(arg_FOLDER ${name})
+  endif()
   add_library(objstore_${name} ${arg_SOURCES})
   add_library(objstore::${name} ALIAS objstore_${name})
   set_target_properties(objstore_${name} PROPERTIES
@@ -21,7 +26,7 @@ function(objstore_add_library name)
   foreach(header IN LISTS arg_HEADERS)
     get_filename_component(dir "${header}" DIRECTORY)
     install(FILES ${header}
-            DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/objstore/${name}/${dir})
+            DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/objstore/${arg_FOLDER}/${dir})
   endforeach()
 endfunction()
 

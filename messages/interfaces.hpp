@@ -91,10 +91,7 @@ using worker_actor = caf::typed_actor<
     /// permission_denied, invalid_argument (unknown rank), object_lost
     /// (target gone), timeout, the target's errors.
     caf::replies_to<push_atom, session_key, std::string, uint32_t,
-                    std::string>::with<std::string>,
-    /// Adopts a value received by this node's data plane for `session`;
-    /// node-local only (refused from other nodes). Not idempotent.
-    caf::replies_to<adopt_atom, uint64_t, wire_value>::with<std::string>>;
+                    std::string>::with<std::string>>;
 
 /// A node's object store as an actor, for embedders and node-local use.
 /// Runs detached, so file IO never blocks the worker. Holds no references:

@@ -12,6 +12,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/dataplane/tls.hpp"
+#include "actors/worker/endpoint.hpp"
 #include "store/error.hpp"
 
 namespace objstore {

@@ -5,6 +5,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/worker/endpoint.hpp"
 #include "actors/worker/secret.hpp"
 #include "store/error.hpp"
 

@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/dataplane/tls.hpp"
+#include "actors/worker/endpoint.hpp"
 #include "actors/worker/store_actor.hpp"
 #include "actors/worker/transfer_actor.hpp"
 #include "actors/worker/worker_actor.hpp"
@@ -22,7 +23,7 @@ namespace {
 struct adopt_target {
   std::mutex mtx;
   caf::actor_system* sys = nullptr;
-  worker_actor worker;
+  worker_node_actor worker;
   std::chrono::milliseconds timeout{30'000};
 };
 
@@ -30,7 +31,7 @@ adopt_fn make_adopt(std::shared_ptr<adopt_target> target) {
   return [target](const transfer_ticket& ticket,
                   value_ptr x) -> caf::expected<std::string> {
     caf::actor_system* sys;
-    worker_actor worker;
+    worker_node_actor worker;
     {
       std::lock_guard guard{target->mtx};
       sys = target->sys;

@@ -77,9 +77,18 @@ struct node_options {
   std::shared_ptr<connection_guard> guard;
 };
 
+/// The worker as its own node sees it: `worker_actor` (what peers and
+/// drivers may send) plus what only the node itself sends. Never published:
+/// `publish_worker` takes the `worker_actor` it converts to.
+using worker_node_actor = worker_actor::extend<
+    /// Adopts a value the node's data plane received for `session`; the
+    /// worker refuses it from any other node (an untyped send from a peer
+    /// still reaches the behaviour). Not idempotent.
+    caf::replies_to<adopt_atom, uint64_t, wire_value>::with<std::string>>;
+
 /// The actors of one node and its shared state.
 struct node_handles {
-  worker_actor worker;
+  worker_node_actor worker;
   store_actor store;
   transfer_actor transfer;
   /// The node's object store (shared with the actors; thread-safe).

@@ -53,7 +53,7 @@ namespace {
 
 using detail::task_outcome;
 
-using self_ptr = worker_actor::stateful_pointer<worker_state>;
+using self_ptr = worker_node_actor::stateful_pointer<worker_state>;
 
 /// Everything a task actor needs; shared with the worker by pointer.
 struct task_job {
@@ -662,7 +662,7 @@ task_reply task_done(self_ptr self, session_id s, uint64_t task_id,
 
 } // namespace
 
-worker_actor::behavior_type
+worker_node_actor::behavior_type
 worker_actor_impl(self_ptr self, node_options options,
                   std::shared_ptr<object_store> objects, store_actor store,
                   std::shared_ptr<std::atomic<bool>> stopping,

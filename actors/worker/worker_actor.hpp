@@ -75,8 +75,8 @@ bool runs_on_worker_thread(const graph& g, const std::vector<value_ptr>& inputs,
 /// Behaviour of the worker actor (see `worker_actor` in messages/):
 /// sessions, the reference table, fetch policy, and task execution in
 /// spawned task actors so the worker's mailbox stays responsive.
-worker_actor::behavior_type
-worker_actor_impl(worker_actor::stateful_pointer<worker_state> self,
+worker_node_actor::behavior_type
+worker_actor_impl(worker_node_actor::stateful_pointer<worker_state> self,
                   node_options options, std::shared_ptr<object_store> objects,
                   store_actor store,
                   std::shared_ptr<std::atomic<bool>> stopping,

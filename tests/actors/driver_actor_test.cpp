@@ -212,10 +212,6 @@ fake_worker::behavior_type fake_worker_impl(fake_ptr self,
           return refused();
         return answer(self, *s, s->push_uri);
       },
-      [=](adopt_atom, uint64_t, wire_value&) -> caf::result<std::string> {
-        log("adopt");
-        return answer(self, *s, std::string{});
-      },
       [=](reply_atom) {
         auto held = std::move(self->state.held);
         self->state.held.clear();

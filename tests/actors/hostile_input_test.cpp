@@ -21,6 +21,7 @@
 #include <caf/binary_serializer.hpp>
 
 #include "actors/cluster_fixture.hpp"
+#include "actors/worker/endpoint.hpp"
 #include "store/codec.hpp"
 
 namespace hostile_input_test_file {
@@ -28,6 +29,7 @@ namespace {
 
 using namespace objstore;
 using namespace objstore::test;
+using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
@@ -335,6 +337,27 @@ TEST_F(hostile_input, forged_uris_of_another_session_are_refused) {
           EXPECT_EQ(rec.holders[0].count, 1u) << rec.uri;
         }
   }
+  expect_intact();
+}
+
+TEST_F(hostile_input, adopt_from_a_peer_is_refused_and_stores_nothing) {
+  // `adopt` is not in the published worker_actor interface; a peer that
+  // sends it untyped over its connection is refused by the worker.
+  auto& sys = nodes().client_system();
+  auto w
+      = connect_worker(sys, "127.0.0.1", nodes().spec().workers[0].port, 10s);
+  ASSERT_TRUE(w) << describe(w.error());
+  auto before = mem_objects(0);
+  caf::scoped_actor self{sys};
+  caf::error err;
+  self->request(caf::actor_cast<caf::actor>(*w), 10s, adopt_atom::value,
+                uint64_t{1}, wire_value{int64_tensor(4, 7)})
+      .receive([&](std::string& uri) { ADD_FAILURE() << "adopted " << uri; },
+               [&](caf::error& e) { err = std::move(e); });
+  EXPECT_EQ(code_of(err), errc::permission_denied) << describe(err);
+  EXPECT_NE(message_of(err).find("node-local"), std::string::npos)
+      << describe(err);
+  EXPECT_EQ(mem_objects(0), before);
   expect_intact();
 }
 

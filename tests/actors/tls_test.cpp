@@ -21,6 +21,7 @@
 #include "actors/silent_listener.hpp"
 #include "actors/test_pki.hpp"
 #include "actors/testing/local_cluster.hpp"
+#include "actors/worker/endpoint.hpp"
 #include "store/error.hpp"
 
 namespace tls_test_file {

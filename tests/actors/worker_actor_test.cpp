@@ -83,7 +83,7 @@ bool is_hex(const std::string& text) {
 /// opened last (every session-scoped request carries it).
 class client {
 public:
-  client(caf::actor_system& sys, worker_actor worker)
+  client(caf::actor_system& sys, worker_node_actor worker)
       : self_(sys), worker_(std::move(worker)) {
     // nop
   }
@@ -187,7 +187,7 @@ public:
 
 private:
   caf::scoped_actor self_;
-  worker_actor worker_;
+  worker_node_actor worker_;
   session_key key_;
   bool open_ = false;
 };

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "actors/system.hpp"
+#include "actors/worker/endpoint.hpp"
 #include "apps/process_support.hpp"
 
 namespace embedded_driver_test_file {

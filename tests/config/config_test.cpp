@@ -12,6 +12,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/silent_listener.hpp"
+#include "actors/worker/endpoint.hpp"
 #include "store/error.hpp"
 
 namespace config_test_file {

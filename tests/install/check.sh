@@ -29,3 +29,4 @@ run "$cmake" -S "$consumer_src" -B "$work/build" \
   -DOBJSTORE_EXPECTED_PREFIX="$work/prefix"
 run "$cmake" --build "$work/build" -j2
 run "$work/build/consumer" "$work/fs-root"
+run "$work/build/cluster_consumer"
