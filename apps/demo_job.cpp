@@ -53,7 +53,7 @@ graph final_stage() {
   return b.build();
 }
 
-uint64_t party_seed(uint64_t seed, uint32_t rank) {
+uint64_t party_seed(uint32_t rank, uint64_t seed) {
   return seed * 1000 + rank * 17;
 }
 
@@ -104,7 +104,7 @@ caf::expected<demo_result> run_demo_job(driver& d, size_t rows, uint64_t seed,
       parts.push_back(prog.add(
           "pcall_static", {},
           {make_attr("parties", std::vector<int64_t>{static_cast<int64_t>(r)})},
-          {local_stage(rows, party_seed(seed, r))}));
+          {local_stage(rows, party_seed(r, seed))}));
     prog.output(prog.add("converge", parts));
     auto partial = run_simp(d, prog.build(), {});
     if (!partial)
@@ -120,7 +120,7 @@ caf::expected<demo_result> run_demo_job(driver& d, size_t rows, uint64_t seed,
       return std::move(revealed.error());
     log << "step 3: summed per key and revealed the aggregate\n";
     for (uint32_t r = 0; r < parties; ++r) {
-      auto v = d.fetch((*revealed)[0], r);
+      auto v = d.fetch(r, (*revealed)[0]);
       if (!v)
         return std::move(v.error());
       add_sums(result.sums, **v);
@@ -154,7 +154,7 @@ demo_reference(size_t parties, size_t rows, uint64_t seed) {
   auto ops = op_registry::with_builtins();
   std::map<int64_t, double> sums;
   for (uint32_t r = 0; r < parties; ++r) {
-    auto out = execute(local_stage(rows, party_seed(seed, r)), {}, *ops);
+    auto out = execute(local_stage(rows, party_seed(r, seed)), {}, *ops);
     if (!out)
       return std::move(out.error());
     add_sums(sums, *out->outputs[0]);

@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
       return 2;
     host_var x{d.world_size()};
     x.set(rank, std::make_shared<const remote_ref>(rank, words[2], nullptr));
-    auto v = d.fetch(x, rank);
+    auto v = d.fetch(rank, x);
     if (!v)
       return fail(v.error());
     if (words.size() == 4) {

@@ -169,8 +169,8 @@ double ping_us(caf::scoped_actor& self, const worker_actor& w) {
 
 /// One task through the driver facade (`driver::run`); the output handle
 /// is dropped after the clock stops.
-double api_task_us(context& cx, const graph& g, const host_var& x,
-                   uint32_t rank) {
+double api_task_us(context& cx, uint32_t rank, const graph& g,
+                   const host_var& x) {
   auto t0 = clock::now();
   auto out = must(cx.drv.run(g, {x}, {rank}), "run");
   return us_since(t0);
@@ -178,8 +178,8 @@ double api_task_us(context& cx, const graph& g, const host_var& x,
 
 /// One task sent to the driver actor from a long-lived scoped actor (no
 /// facade: the driver actor's own cost).
-double actor_task_us(context& cx, caf::scoped_actor& self, const graph& g,
-                     const std::string& input, uint32_t rank) {
+double actor_task_us(context& cx, caf::scoped_actor& self, uint32_t rank,
+                     const graph& g, const std::string& input) {
   task_request req;
   req.task_id = cx.next_task_id++;
   req.program = g;
@@ -439,7 +439,7 @@ void task_rtt(context& cx) {
   std::pair<double, double> cpu_api;
   std::pair<double, double> cpu_direct;
   phase([&] { return ping_us(self, w); }, &cpu_bare);
-  phase([&] { return api_task_us(cx, g, x, 0); }, &cpu_api);
+  phase([&] { return api_task_us(cx, 0, g, x); }, &cpu_api);
   phase(direct, &cpu_direct);
   // Latencies come from interleaved rounds (one sample of every path per
   // round): the ratio to the CAF ping does not depend on which path ran
@@ -451,8 +451,8 @@ void task_rtt(context& cx) {
   std::vector<double> local_hop;
   for (size_t i = 0; i < n; ++i) {
     bare.push_back(ping_us(self, w));
-    api.push_back(api_task_us(cx, g, x, 0));
-    actor.push_back(actor_task_us(cx, self, g, uri, 0));
+    api.push_back(api_task_us(cx, 0, g, x));
+    actor.push_back(actor_task_us(cx, self, 0, g, uri));
     worker_only.push_back(direct());
     local_hop.push_back(local());
   }
@@ -579,7 +579,7 @@ void fetch_gbps(context& cx) {
   std::vector<double> rates;
   for (size_t rep = 0; rep <= cx.opts.reps; ++rep) {
     auto t0 = clock::now();
-    auto v = must(cx.drv.fetch(cx.big, 0), "fetch bulk object");
+    auto v = must(cx.drv.fetch(0, cx.big), "fetch bulk object");
     auto s = seconds_since(t0);
     if (!v || v->size_bytes() != bytes)
       throw failure("fetch returned " + std::to_string(v ? v->size_bytes() : 0)
@@ -661,7 +661,7 @@ void rtt_under_transfer(context& cx) {
   std::vector<double> idle_ping;
   auto n_idle = std::min<size_t>(cx.opts.rtt_samples, 500);
   for (size_t i = 0; i < n_idle + 50; ++i) {
-    auto t = api_task_us(cx, g, y, 1);
+    auto t = api_task_us(cx, 1, g, y);
     auto c = ping_us(self, cx.workers[1]);
     if (i >= 50) {
       idle.push_back(t);
@@ -690,7 +690,7 @@ void rtt_under_transfer(context& cx) {
         "the transfer to start", 0us);
     size_t got = 0;
     while (!done) {
-      auto t = api_task_us(cx, g, y, 1);
+      auto t = api_task_us(cx, 1, g, y);
       auto c = ping_us(self, cx.workers[1]);
       if (!done) {
         busy.push_back(t);

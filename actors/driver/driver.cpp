@@ -349,7 +349,7 @@ std::vector<size_t> driver::wait_any(const std::vector<pending_run*>& runs,
   return result;
 }
 
-caf::expected<value_ptr> driver::fetch(const host_var& x, uint32_t rank) {
+caf::expected<value_ptr> driver::fetch(uint32_t rank, const host_var& x) {
   auto uri = x.uri(rank);
   if (!uri)
     return make_error(errc::invalid_argument,
@@ -362,7 +362,7 @@ caf::expected<value_ptr> driver::fetch(const host_var& x, uint32_t rank) {
   return std::move(v->ptr);
 }
 
-caf::error driver::erase(const host_var& x, uint32_t rank) {
+caf::error driver::erase(uint32_t rank, const host_var& x) {
   auto uri = x.uri(rank);
   if (!uri)
     return make_error(errc::invalid_argument,

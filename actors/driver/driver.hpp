@@ -139,10 +139,10 @@ public:
   std::vector<bool> alive(const host_var& x);
 
   /// Fetches party `rank`'s value of `x` (subject to the worker's policy).
-  caf::expected<value_ptr> fetch(const host_var& x, uint32_t rank);
+  caf::expected<value_ptr> fetch(uint32_t rank, const host_var& x);
 
   /// Erases party `rank`'s object of `x` now (fs:// objects included).
-  caf::error erase(const host_var& x, uint32_t rank);
+  caf::error erase(uint32_t rank, const host_var& x);
 
   /// What crossed the driver's control plane.
   caf::expected<driver_stats> stats();

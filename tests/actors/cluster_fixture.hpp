@@ -98,7 +98,7 @@ inline void expect_serving(driver& d, uint32_t rank) {
   ASSERT_TRUE(x) << describe(x.error());
   auto y = d.run(double_graph(), {*x}, {rank});
   ASSERT_TRUE(y) << describe(y.error());
-  auto v = d.fetch((*y)[0], rank);
+  auto v = d.fetch(rank, (*y)[0]);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v),
             (std::vector<int64_t>{2 * (int64_t{rank} + 1), 2}));

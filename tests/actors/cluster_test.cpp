@@ -19,21 +19,21 @@ namespace {
 constexpr int64_t tensor_elements = int64_t{8} << 20; // 64 MiB of 8 bytes
 constexpr uint64_t mib = uint64_t{1} << 20;
 
-/// Element i of rank r's input: small integers, exact in float64 sums.
-int64_t input_at(int64_t i, uint32_t rank) {
+/// Element i of rank's input: small integers, exact in float64 sums.
+int64_t input_at(uint32_t rank, int64_t i) {
   return i % 1000 + rank;
 }
 
-/// A 64 MiB tensor of input_at(i, rank), int64 or float64.
+/// A 64 MiB tensor of input_at(rank, i), int64 or float64.
 value_ptr big_input(uint32_t rank, bool as_double) {
   auto [t, raw] = tensor::allocate(as_double ? dtype::float64 : dtype::int64,
                                    {tensor_elements});
   for (int64_t i = 0; i < tensor_elements; ++i) {
     if (as_double)
       reinterpret_cast<double*>(raw)[i]
-          = static_cast<double>(input_at(i, rank));
+          = static_cast<double>(input_at(rank, i));
     else
-      reinterpret_cast<int64_t*>(raw)[i] = input_at(i, rank);
+      reinterpret_cast<int64_t*>(raw)[i] = input_at(rank, i);
   }
   return make_value(std::move(t));
 }
@@ -75,7 +75,7 @@ TEST_F(cluster, smoke) {
   ASSERT_TRUE(out) << describe(out.error());
   ASSERT_EQ(out->size(), 1u);
   EXPECT_EQ((*out)[0].parties(), std::vector<uint32_t>{1});
-  auto v = d.fetch((*out)[0], 1);
+  auto v = d.fetch(1, (*out)[0]);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{2, 4, 6}));
 }
@@ -105,7 +105,7 @@ TEST_F(cluster, pipeline_on_64_mib_keeps_data_on_the_workers) {
   ASSERT_TRUE(sums) << describe(sums.error());
   ASSERT_EQ((*sums)[0].parties(), (std::vector<uint32_t>{0, 1, 2}));
   for (uint32_t r = 0; r < 3; ++r) {
-    auto s = d.fetch((*sums)[0], r);
+    auto s = d.fetch(r, (*sums)[0]);
     ASSERT_TRUE(s) << describe(s.error());
     auto& t = (*s)->as_tensor();
     ASSERT_EQ(t.num_elements(), 1);
@@ -125,12 +125,12 @@ TEST_F(cluster, pipeline_on_64_mib_keeps_data_on_the_workers) {
   EXPECT_LT(sent, 64u * 1024) << "the driver sent data";
   EXPECT_GT(received, 0u);
   // Outside the measured window: the intermediate itself is exact.
-  auto z0 = d.fetch((*zs)[0], 0);
+  auto z0 = d.fetch(0, (*zs)[0]);
   ASSERT_TRUE(z0) << describe(z0.error());
   auto zv = (*z0)->as_tensor().values<int64_t>();
   ASSERT_EQ(zv.size(), static_cast<size_t>(tensor_elements));
   for (int64_t i = 0; i < tensor_elements; i += 4099) {
-    auto v = input_at(i, 0);
+    auto v = input_at(0, i);
     ASSERT_EQ(zv[static_cast<size_t>(i)], v * v + v) << "element " << i;
   }
   auto last = d.stats();
@@ -166,7 +166,7 @@ TEST_F(cluster, byte_counters_follow_data_not_control) {
   EXPECT_LT(s2->bytes_received - s1->bytes_received, 4096u);
   EXPECT_GT(s2->bytes_received, s1->bytes_received);
   // A fetch brings the data back and is counted as received.
-  auto v = d.fetch((*out)[0], 0);
+  auto v = d.fetch(0, (*out)[0]);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ((*v)->as_tensor().values<int64_t>()[(1 << 19) - 1], 7);
   auto s3 = d.stats();
@@ -242,12 +242,12 @@ TEST_F(cluster, closing_a_driver_frees_its_objects_but_not_others) {
     EXPECT_EQ(mem_objects(1), 3u);
   }
   EXPECT_TRUE(poll_until([&] { return mem_objects(1) == 1; }));
-  auto v = keeper.fetch(*kept, 1);
+  auto v = keeper.fetch(1, *kept);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), std::vector<int64_t>{4});
   // Dropping a handle of a closed driver is harmless.
   outlives_its_driver.reset();
-  ASSERT_TRUE(keeper.fetch(*kept, 1));
+  ASSERT_TRUE(keeper.fetch(1, *kept));
 }
 
 } // namespace

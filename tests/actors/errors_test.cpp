@@ -52,7 +52,7 @@ protected:
     ASSERT_TRUE(x) << describe(x.error());
     auto y = d().run(binary_graph("sub"), {*x, *x});
     ASSERT_TRUE(y) << describe(y.error());
-    auto v = d().fetch((*y)[0], rank);
+    auto v = d().fetch(rank, (*y)[0]);
     ASSERT_TRUE(v) << describe(v.error());
     EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{0, 0}));
   }
@@ -64,20 +64,20 @@ TEST_F(errors, malformed_uri_is_invalid_uri) {
   for (auto text : {"mem://bad uri!", "mem://", "", "no-scheme", "mem:/x"}) {
     SCOPED_TRACE(text);
     auto bad = forged(0, text);
-    expect_error(d().fetch(bad, 0), errc::invalid_uri);
+    expect_error(d().fetch(0, bad), errc::invalid_uri);
     expect_error(d().run(unary_graph("identity"), {bad}), errc::invalid_uri);
-    EXPECT_EQ(code_of(d().erase(bad, 0)), errc::invalid_uri);
+    EXPECT_EQ(code_of(d().erase(0, bad)), errc::invalid_uri);
     expect_serving(0);
   }
 }
 
 TEST_F(errors, unknown_uri_is_not_found) {
   auto unknown = forged(1, "mem://nope-1");
-  auto why = expect_error(d().fetch(unknown, 1), errc::not_found);
+  auto why = expect_error(d().fetch(1, unknown), errc::not_found);
   EXPECT_NE(why.find("mem://nope-1"), std::string::npos) << why;
   EXPECT_NE(why.find("rank 1"), std::string::npos) << why;
   expect_error(d().run(unary_graph("identity"), {unknown}), errc::not_found);
-  EXPECT_EQ(code_of(d().erase(unknown, 1)), errc::not_found);
+  EXPECT_EQ(code_of(d().erase(1, unknown)), errc::not_found);
   expect_serving(1);
 }
 
@@ -85,7 +85,7 @@ TEST_F(errors, uri_of_another_rank_is_not_found) {
   auto x = d().put(1, small_tensor({5}));
   ASSERT_TRUE(x) << describe(x.error());
   auto misplaced = forged(2, *x->uri(1));
-  auto why = expect_error(d().fetch(misplaced, 2), errc::not_found);
+  auto why = expect_error(d().fetch(2, misplaced), errc::not_found);
   EXPECT_NE(why.find("rank 2"), std::string::npos) << why;
   expect_error(d().run(unary_graph("identity"), {misplaced}), errc::not_found);
   expect_serving(2);
@@ -96,7 +96,7 @@ TEST_F(errors, uri_of_another_rank_is_not_found) {
     auto ws = d().worker_stats_of(2);
     return ws && ws->unknown_releases == 1;
   })) << "the forged release was not counted as unknown";
-  auto v = d().fetch(*x, 1);
+  auto v = d().fetch(1, *x);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), std::vector<int64_t>{5});
 }
@@ -104,15 +104,15 @@ TEST_F(errors, uri_of_another_rank_is_not_found) {
 TEST_F(errors, foreign_schemes_and_paths) {
   // Parsed but not served.
   auto oss = forged(0, "oss://bucket/key");
-  auto v = d().fetch(oss, 0);
+  auto v = d().fetch(0, oss);
   ASSERT_FALSE(v);
   EXPECT_TRUE(code_of(v.error()) == errc::unsupported_scheme
               || code_of(v.error()) == errc::not_found)
       << describe(v.error());
-  expect_error(d().fetch(forged(0, "s3://bucket/key"), 0),
+  expect_error(d().fetch(0, forged(0, "s3://bucket/key")),
                errc::unsupported_scheme);
   // Outside every fs root of the node.
-  expect_error(d().fetch(forged(0, "fs:///etc/passwd"), 0),
+  expect_error(d().fetch(0, forged(0, "fs:///etc/passwd")),
                errc::permission_denied);
   expect_error(d().put(0, small_tensor({1}), "fs:///tmp/escape.obj"),
                errc::permission_denied);

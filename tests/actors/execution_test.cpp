@@ -59,7 +59,7 @@ TEST_F(execution, control_and_cancel_work_while_every_task_thread_computes) {
   EXPECT_EQ(st.task_threads, threads);
   EXPECT_EQ(st.tasks_running, 4u);
   // The worker answers everything else meanwhile.
-  auto v = d.fetch(*x, 0);
+  auto v = d.fetch(0, *x);
   ASSERT_TRUE(v) << describe(v.error());
   auto y = d.put(0, small_tensor({3}));
   ASSERT_TRUE(y) << describe(y.error());
@@ -334,7 +334,7 @@ TEST_F(execution, exceptions_of_any_type_fail_the_task_not_the_worker) {
         EXPECT_NE(why.find(piece), std::string::npos)
             << "'" << piece << "' missing in: " << why;
       // The worker keeps serving, the input is intact.
-      auto v = d.fetch(*x, 0);
+      auto v = d.fetch(0, *x);
       ASSERT_TRUE(v) << describe(v.error());
       EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2, 3}));
     }

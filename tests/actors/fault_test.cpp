@@ -64,7 +64,7 @@ TEST_F(fault, worker_killed_mid_task_fails_with_object_lost_at_once) {
   // Every later call on rank 1 fails at once, naming the rank: the driver
   // does not even send it.
   auto sent = requests_sent(d);
-  why = expect_error(d.fetch(*x, 1), errc::object_lost);
+  why = expect_error(d.fetch(1, *x), errc::object_lost);
   EXPECT_NE(why.find("rank 1"), std::string::npos) << why;
   expect_error(d.put(1, small_tensor({2})), errc::object_lost);
   expect_error(d.run(double_graph(), {*x}), errc::object_lost);
@@ -92,7 +92,7 @@ TEST_F(fault, all_pending_calls_on_a_killed_worker_fail) {
     ASSERT_EQ(call.wait_for(10s), std::future_status::ready);
     expect_error(call.get(), errc::object_lost);
   }
-  auto v = d.fetch(*keep, 0);
+  auto v = d.fetch(0, *keep);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), std::vector<int64_t>{9});
 }
@@ -151,12 +151,12 @@ TEST_F(fault, worker_answers_while_a_kernel_runs) {
   ASSERT_TRUE(x) << describe(x.error());
   auto run = d.submit(sleep_graph(120'000), {*x});
   ASSERT_TRUE(wait_running(d, 0, 1));
-  auto v = d.fetch(*x, 0);
+  auto v = d.fetch(0, *x);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), std::vector<int64_t>{3});
   auto y = d.run(double_graph(), {*x});
   ASSERT_TRUE(y) << describe(y.error());
-  auto w = d.fetch((*y)[0], 0);
+  auto w = d.fetch(0, (*y)[0]);
   ASSERT_TRUE(w) << describe(w.error());
   EXPECT_EQ(int64_values(*w), std::vector<int64_t>{6});
   // All of it answered while the kernel ran (and runs on).
@@ -211,7 +211,7 @@ TEST_F(fault, submitted_runs_complete_in_the_background) {
     ASSERT_TRUE(out) << describe(out.error());
     ASSERT_EQ(out->size(), 1u);
     EXPECT_EQ((*out)[0].parties(), std::vector<uint32_t>{r});
-    auto v = d.fetch((*out)[0], r);
+    auto v = d.fetch(r, (*out)[0]);
     ASSERT_TRUE(v) << describe(v.error());
     EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{2 * i, 2}));
     expect_error(runs[i].get(), errc::invalid_argument); // taken once
@@ -244,7 +244,7 @@ TEST_F(fault, cancel_stops_a_running_run_and_keeps_nothing) {
   EXPECT_EQ(after->mem_objects, before->mem_objects) << "an output was kept";
   EXPECT_EQ(after->tasks_failed, before->tasks_failed + 1);
   // The input is untouched and the worker serves on.
-  auto v = d.fetch(*x, 1);
+  auto v = d.fetch(1, *x);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{4, 2}));
   expect_serving(d, 1);
@@ -260,7 +260,7 @@ TEST_F(fault, cancelling_a_finished_run_keeps_its_outputs) {
   EXPECT_EQ(run.cancel(), 0u);
   auto out = run.get();
   ASSERT_TRUE(out) << describe(out.error());
-  auto v = d.fetch((*out)[0], 0);
+  auto v = d.fetch(0, (*out)[0]);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{3}));
   EXPECT_EQ(run.cancel(), 0u);

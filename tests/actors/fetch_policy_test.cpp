@@ -43,13 +43,13 @@ TEST_F(fetch_policy_test, deny_refuses_every_fetch) {
   EXPECT_EQ(d.sessions()[0].policy, fetch_policy::deny);
   auto x = d.put(0, small_tensor({1, 2}));
   ASSERT_TRUE(x) << describe(x.error());
-  auto why = expect_error(d.fetch(*x, 0), errc::permission_denied);
+  auto why = expect_error(d.fetch(0, *x), errc::permission_denied);
   EXPECT_NE(why.find("rank 0"), std::string::npos) << why;
   EXPECT_NE(why.find(*x->uri(0)), std::string::npos) << why;
   auto out = d.run(sum_and_reveal(), {*x});
   ASSERT_TRUE(out) << describe(out.error());
-  expect_error(d.fetch((*out)[0], 0), errc::permission_denied);
-  expect_error(d.fetch((*out)[1], 0), errc::permission_denied);
+  expect_error(d.fetch(0, (*out)[0]), errc::permission_denied);
+  expect_error(d.fetch(0, (*out)[1]), errc::permission_denied);
   auto ws = d.worker_stats_of(0);
   ASSERT_TRUE(ws);
   EXPECT_EQ(ws->fetches, 3u);
@@ -64,13 +64,13 @@ TEST_F(fetch_policy_test, allow_returns_puts_and_task_outputs) {
   auto& d = connect();
   auto x = d.put(2, small_tensor({1, 2}));
   ASSERT_TRUE(x) << describe(x.error());
-  auto v = d.fetch(*x, 2);
+  auto v = d.fetch(2, *x);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2}));
   auto out = d.run(sum_and_reveal(), {*x});
   ASSERT_TRUE(out) << describe(out.error());
   for (auto& var : *out) {
-    auto w = d.fetch(var, 2);
+    auto w = d.fetch(2, var);
     ASSERT_TRUE(w) << describe(w.error());
     EXPECT_EQ(int64_values(*w), (std::vector<int64_t>{2, 4}));
   }
@@ -84,14 +84,14 @@ TEST_F(fetch_policy_test, revealed_only_allows_reveals_and_own_puts) {
   auto& d = connect();
   auto x = d.put(1, small_tensor({3, 4}));
   ASSERT_TRUE(x) << describe(x.error());
-  auto own = d.fetch(*x, 1);
+  auto own = d.fetch(1, *x);
   ASSERT_TRUE(own) << describe(own.error());
   EXPECT_EQ(int64_values(*own), (std::vector<int64_t>{3, 4}));
   auto out = d.run(sum_and_reveal(), {*x});
   ASSERT_TRUE(out) << describe(out.error());
-  auto why = expect_error(d.fetch((*out)[0], 1), errc::permission_denied);
+  auto why = expect_error(d.fetch(1, (*out)[0]), errc::permission_denied);
   EXPECT_NE(why.find("revealed"), std::string::npos) << why;
-  auto revealed = d.fetch((*out)[1], 1);
+  auto revealed = d.fetch(1, (*out)[1]);
   ASSERT_TRUE(revealed) << describe(revealed.error());
   EXPECT_EQ(int64_values(*revealed), (std::vector<int64_t>{6, 8}));
   // Reveal flags belong to the object: the listing shows them.
@@ -104,7 +104,7 @@ TEST_F(fetch_policy_test, revealed_only_allows_reveals_and_own_puts) {
   // Passing a revealed value through another op hides it again.
   auto copy = d.run(unary_graph("identity"), {(*out)[1]});
   ASSERT_TRUE(copy) << describe(copy.error());
-  expect_error(d.fetch((*copy)[0], 1), errc::permission_denied);
+  expect_error(d.fetch(1, (*copy)[0]), errc::permission_denied);
 }
 
 TEST_F(fetch_policy_test, revealed_only_refuses_another_sessions_put) {
@@ -116,14 +116,14 @@ TEST_F(fetch_policy_test, revealed_only_refuses_another_sessions_put) {
   // The first driver learns the URI somehow; it still does not hold it.
   host_var forged{first.world_size()};
   forged.set(0, first.adopt(0, *theirs->uri(0)));
-  auto why = expect_error(first.fetch(forged, 0), errc::permission_denied);
+  auto why = expect_error(first.fetch(0, forged), errc::permission_denied);
   EXPECT_NE(why.find("not held"), std::string::npos) << why;
   expect_error(first.run(unary_graph("identity"), {forged}),
                errc::permission_denied);
   // The owner is unaffected, also by the forged handle's release.
   forged.reset();
   ASSERT_TRUE(first.flush());
-  auto v = second.fetch(*theirs, 0);
+  auto v = second.fetch(0, *theirs);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), std::vector<int64_t>{42});
   auto listing = second.objects(0);
@@ -142,14 +142,14 @@ TEST_F(fetch_policy_test, fs_objects_are_fetchable_only_under_allow) {
     auto x = d.put(0, small_tensor({7}), target);
     ASSERT_TRUE(x) << describe(x.error());
     EXPECT_EQ(*x->uri(0), target);
-    auto v = d.fetch(*x, 0);
+    auto v = d.fetch(0, *x);
     if (policy == fetch_policy::allow) {
       ASSERT_TRUE(v) << describe(v.error());
       EXPECT_EQ(int64_values(*v), std::vector<int64_t>{7});
     } else {
       expect_error(v, errc::permission_denied);
     }
-    ASSERT_FALSE(d.erase(*x, 0));
+    ASSERT_FALSE(d.erase(0, *x));
     TearDown();
   }
 }

@@ -111,7 +111,7 @@ TEST_F(gc, dropping_the_last_copy_frees_the_object) {
   x->reset();
   ASSERT_TRUE(drv->flush());
   // Another copy lives: the object must stay.
-  auto v = drv->fetch(copy, 0);
+  auto v = drv->fetch(0, copy);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(mem_objects(0), 1u);
   copy.reset();
@@ -172,7 +172,7 @@ TEST_F(gc, input_dropped_while_task_is_queued_is_still_found) {
   ASSERT_EQ(reply.outputs.size(), 1u);
   host_var out{cluster->size()};
   out.set(0, drv->adopt(0, reply.outputs[0]));
-  auto v = drv->fetch(out, 0);
+  auto v = drv->fetch(0, out);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ((*v)->as_tensor().values<int64_t>()[0], n * (n - 1) / 2);
   // Unpinned by its finished task and held by no one: erased (before the
@@ -257,14 +257,14 @@ TEST_F(gc, sessions_are_isolated_and_dropped_when_the_driver_dies) {
   self->send(drv->handle(), release_atom::value, uint32_t{0},
              std::vector<std::string>{*theirs->uri(0)});
   ASSERT_TRUE(drv->flush());
-  auto stolen = drv->fetch(*theirs, 0);
+  auto stolen = drv->fetch(0, *theirs);
   ASSERT_FALSE(stolen);
   EXPECT_EQ(code_of(stolen.error()), errc::permission_denied);
   EXPECT_EQ(mem_objects(0), 2u);
   // The first driver's actor dies without closing its session.
   caf::anon_send_exit(drv->handle(), caf::exit_reason::kill);
   EXPECT_TRUE(eventually([&] { return mem_objects(0) == 1; }));
-  auto v = second->fetch(*theirs, 0);
+  auto v = second->fetch(0, *theirs);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ((*v)->as_tensor().values<int64_t>()[19], 19);
   mine->reset();
@@ -297,7 +297,7 @@ TEST_F(gc, fs_objects_are_not_collected) {
   ASSERT_TRUE(drv);
   host_var again{2};
   again.set(0, std::make_shared<const remote_ref>(0, target, nullptr));
-  EXPECT_TRUE(drv->erase(again, 0) == caf::error{});
+  EXPECT_TRUE(drv->erase(0, again) == caf::error{});
   EXPECT_EQ(cluster->store_stats_of(0).of(scheme::fs).objects, 0u);
 }
 

@@ -101,16 +101,16 @@ protected:
     auto h
         = target.empty() ? owner_->put(rank, x) : owner_->put(rank, x, target);
     ASSERT_TRUE(h) << describe(h.error());
-    victims_.push_back({rank, *h, x, checksum(*h, rank)});
+    victims_.push_back({rank, *h, x, checksum(rank, *h)});
   }
 
-  int64_t checksum(const host_var& x, uint32_t rank) {
+  int64_t checksum(uint32_t rank, const host_var& x) {
     auto out = owner_->run(unary_graph("checksum"), {x}, {rank});
     if (!out) {
       ADD_FAILURE() << describe(out.error());
       return 0;
     }
-    auto v = owner_->fetch((*out)[0], rank);
+    auto v = owner_->fetch(rank, (*out)[0]);
     if (!v) {
       ADD_FAILURE() << describe(v.error());
       return 0;
@@ -123,10 +123,10 @@ protected:
   void expect_intact() {
     for (auto& x : victims_) {
       SCOPED_TRACE(*x.handle.uri(x.rank));
-      auto v = owner_->fetch(x.handle, x.rank);
+      auto v = owner_->fetch(x.rank, x.handle);
       ASSERT_TRUE(v) << describe(v.error());
       EXPECT_EQ(**v, *x.value);
-      EXPECT_EQ(checksum(x.handle, x.rank), x.checksum);
+      EXPECT_EQ(checksum(x.rank, x.handle), x.checksum);
     }
     for (uint32_t r = 0; r < 2; ++r) {
       auto y = attacker_->put(r, int64_tensor(4));
@@ -173,16 +173,16 @@ TEST_F(hostile_input, malformed_uris_are_refused) {
   for (auto& text : texts) {
     SCOPED_TRACE(text.substr(0, 40));
     auto bad = forged(0, text);
-    expect_error(attacker_->fetch(bad, 0), errc::invalid_uri);
+    expect_error(attacker_->fetch(0, bad), errc::invalid_uri);
     expect_error(attacker_->run(unary_graph("identity"), {bad}, {0}),
                  errc::invalid_uri);
-    EXPECT_EQ(code_of(attacker_->erase(bad, 0)), errc::invalid_uri);
+    EXPECT_EQ(code_of(attacker_->erase(0, bad)), errc::invalid_uri);
     expect_error(attacker_->transfer(bad, 0, 1), errc::invalid_uri);
     if (!text.empty())
       expect_error(attacker_->put(0, int64_tensor(1), text), errc::invalid_uri);
   }
   auto unknown = forged(1, "s3://bucket/key");
-  expect_error(attacker_->fetch(unknown, 1), errc::unsupported_scheme);
+  expect_error(attacker_->fetch(1, unknown), errc::unsupported_scheme);
   // Dropping the bad handles sends releases of unparsable URIs: counted.
   ASSERT_TRUE(attacker_->flush());
   expect_intact();
@@ -208,10 +208,10 @@ TEST_F(hostile_input, fs_paths_cannot_escape_the_roots) {
                      std::string{"fs:///proc/self/environ"}}) {
     SCOPED_TRACE(text);
     auto bad = forged(0, text);
-    expect_error(attacker_->fetch(bad, 0), errc::permission_denied);
+    expect_error(attacker_->fetch(0, bad), errc::permission_denied);
     expect_error(attacker_->run(unary_graph("identity"), {bad}, {0}),
                  errc::permission_denied);
-    EXPECT_EQ(code_of(attacker_->erase(bad, 0)), errc::permission_denied);
+    EXPECT_EQ(code_of(attacker_->erase(0, bad)), errc::permission_denied);
   }
   for (auto& text :
        {fs_uri(0, "link/evil.obj"), fs_uri(0, "dangling"),
@@ -299,12 +299,12 @@ TEST_F(hostile_input, forged_uris_of_another_session_are_refused) {
       continue; // fs:// objects are shared by design (see fetch policy)
     auto stolen = forged(x.rank, text);
     auto copy = forged(x.rank, text); // a second forged hold, released too
-    auto why = expect_error(attacker_->fetch(stolen, x.rank),
+    auto why = expect_error(attacker_->fetch(x.rank, stolen),
                             errc::permission_denied);
     EXPECT_NE(why.find("not held"), std::string::npos) << why;
     expect_error(attacker_->run(unary_graph("identity"), {stolen}, {x.rank}),
                  errc::permission_denied);
-    EXPECT_EQ(code_of(attacker_->erase(stolen, x.rank)),
+    EXPECT_EQ(code_of(attacker_->erase(x.rank, stolen)),
               errc::permission_denied);
     expect_error(attacker_->transfer(stolen, x.rank, 1 - x.rank),
                  errc::permission_denied);
@@ -325,7 +325,7 @@ TEST_F(hostile_input, forged_uris_of_another_session_are_refused) {
     auto text = *victims_.front().handle.uri(0);
     host_var h{2};
     h.set(0, (*temp)->adopt(0, text));
-    expect_error((*temp)->fetch(h, 0), errc::permission_denied);
+    expect_error((*temp)->fetch(0, h), errc::permission_denied);
   }
   for (uint32_t r = 0; r < 2; ++r) {
     auto listing = owner_->objects(r);
@@ -372,7 +372,7 @@ TEST_F(hostile_input, non_finite_attributes_travel_without_hanging) {
                    make_attr("values", std::vector<double>{inf, -inf, nan})});
   auto out = attacker_->run(g, {}, {0});
   ASSERT_TRUE(out) << describe(out.error());
-  auto v = attacker_->fetch((*out)[0], 0);
+  auto v = attacker_->fetch(0, (*out)[0]);
   ASSERT_TRUE(v) << describe(v.error());
   auto xs = (*v)->as_tensor().values<double>();
   EXPECT_EQ(xs[0], inf);

@@ -163,10 +163,10 @@ protected:
   void expect_serving() {
     auto moved = drv_->transfer(kept_, 0, 1);
     ASSERT_TRUE(moved) << describe(moved.error());
-    auto v = drv_->fetch(*moved, 1);
+    auto v = drv_->fetch(1, *moved);
     ASSERT_TRUE(v) << describe(v.error());
     EXPECT_EQ(**v, *value_);
-    auto w = drv_->fetch(kept_, 0);
+    auto w = drv_->fetch(0, kept_);
     ASSERT_TRUE(w) << describe(w.error());
     EXPECT_EQ(**w, *value_);
   }

@@ -42,7 +42,7 @@ TEST_F(orchestration, an_input_dropped_right_after_submit_is_still_there) {
     x = caf::expected<host_var>{host_var{}}; // the last handle goes now
     auto out = pending.get();
     ASSERT_TRUE(out) << "iteration " << i << ": " << describe(out.error());
-    auto v = d.fetch((*out)[0], 0);
+    auto v = d.fetch(0, (*out)[0]);
     ASSERT_TRUE(v) << describe(v.error());
     EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{2 * i, 2}));
   }
@@ -192,9 +192,9 @@ TEST_F(orchestration, an_actor_drives_a_shuffle_without_blocking) {
   auto out = result.get();
   ASSERT_TRUE(out) << describe(out.error());
   EXPECT_EQ(out->parties(), (std::vector<uint32_t>{0, 1, 2}));
-  EXPECT_EQ(int64_values(*d.fetch(*out, 0)), (std::vector<int64_t>{12}));
-  EXPECT_EQ(int64_values(*d.fetch(*out, 1)), (std::vector<int64_t>{10, 11}));
-  EXPECT_EQ(int64_values(*d.fetch(*out, 2)), (std::vector<int64_t>{10, 11}));
+  EXPECT_EQ(int64_values(*d.fetch(0, *out)), (std::vector<int64_t>{12}));
+  EXPECT_EQ(int64_values(*d.fetch(1, *out)), (std::vector<int64_t>{10, 11}));
+  EXPECT_EQ(int64_values(*d.fetch(2, *out)), (std::vector<int64_t>{10, 11}));
 }
 
 TEST_F(orchestration, alive_reports_the_parts_on_a_killed_node) {

@@ -182,7 +182,7 @@ TEST_P(sessions, a_forged_key_is_refused_and_changes_nothing) {
   EXPECT_TRUE(poll_until([&] { return refused(0) >= before + 10; }))
       << refused(0) - before << " refusals counted";
   // The victim's object and session are intact.
-  auto v = victim_->fetch(*x, 0);
+  auto v = victim_->fetch(0, *x);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2, 3}));
   auto listing = victim_->objects(0);
@@ -200,15 +200,15 @@ TEST_P(sessions, another_driver_cannot_use_the_victims_objects) {
   auto stolen = (*attacker)->adopt(1, *x->uri(1));
   host_var h{3};
   h.set(1, stolen);
-  auto v = (*attacker)->fetch(h, 1);
+  auto v = (*attacker)->fetch(1, h);
   ASSERT_FALSE(v);
   EXPECT_EQ(code_of(v.error()), errc::permission_denied) << describe(v.error());
-  auto erased = (*attacker)->erase(h, 1);
+  auto erased = (*attacker)->erase(1, h);
   EXPECT_EQ(code_of(erased), errc::permission_denied) << describe(erased);
   h = host_var{3};
   // The attacker's own session closing does not touch the victim's.
   attacker->reset();
-  auto mine = victim_->fetch(*x, 1);
+  auto mine = victim_->fetch(1, *x);
   ASSERT_TRUE(mine) << describe(mine.error());
   EXPECT_EQ(int64_values(*mine), (std::vector<int64_t>{4, 5}));
 }
@@ -358,7 +358,7 @@ TEST_P(sessions, transfers_go_only_to_verified_cluster_members) {
   // The honest driver still transfers.
   auto ok = victim_->transfer(*x, 0, 1);
   ASSERT_TRUE(ok) << describe(ok.error());
-  auto v = victim_->fetch(*ok, 1);
+  auto v = victim_->fetch(1, *ok);
   ASSERT_TRUE(v);
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{7, 8, 9}));
 }
@@ -438,7 +438,7 @@ TEST_P(guarded_sessions, bare_connections_closed_by_their_peer_harm_no_one) {
       ::close(fd);
     raw_.clear();
     std::this_thread::sleep_for(50ms); // and sees them close
-    auto v = victim_->fetch(*mine, 0);
+    auto v = victim_->fetch(0, *mine);
     ASSERT_TRUE(v) << "round " << round << ": " << describe(v.error());
     EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2}));
   }
@@ -453,7 +453,7 @@ TEST_P(guarded_sessions, connections_without_a_session_are_closed) {
   EXPECT_GE(guard_stats(0).closed_idle, 20u);
   // The victim's connection is older than all of them and carries a
   // session: it stays, and so do its objects.
-  auto v = victim_->fetch(*mine, 0);
+  auto v = victim_->fetch(0, *mine);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2}));
   // A driver that connects now is served as usual.
@@ -461,7 +461,7 @@ TEST_P(guarded_sessions, connections_without_a_session_are_closed) {
   ASSERT_TRUE(late) << describe(late.error());
   auto x = (*late)->put(0, small_tensor({3}));
   ASSERT_TRUE(x) << describe(x.error());
-  auto y = (*late)->fetch(*x, 0);
+  auto y = (*late)->fetch(0, *x);
   ASSERT_TRUE(y) << describe(y.error());
 }
 
@@ -494,10 +494,10 @@ TEST_P(flooded_sessions, a_thousand_idle_connections_leave_drivers_served) {
   EXPECT_EQ(st.closed_idle + st.closed_over_limit, 1000u);
   EXPECT_GT(st.closed_over_limit, 0u) << "the limit never applied";
   // Both drivers' sessions survived: their objects are intact.
-  auto v = victim_->fetch(*mine, 0);
+  auto v = victim_->fetch(0, *mine);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{4, 5, 6}));
-  auto w = (*late)->fetch(*x, 0);
+  auto w = (*late)->fetch(0, *x);
   ASSERT_TRUE(w) << describe(w.error());
   EXPECT_EQ(int64_values(*w), (std::vector<int64_t>{7}));
 }
@@ -624,7 +624,7 @@ TEST_F(fs_owners, another_tenant_cannot_read_reveal_overwrite_or_erase) {
         << describe(err);
     EXPECT_NE(message_of(err).find(verb), std::string::npos) << describe(err);
   };
-  auto fetched = attacker->fetch(h, 0);
+  auto fetched = attacker->fetch(0, h);
   ASSERT_FALSE(fetched);
   expect_denied(fetched.error(), "read");
   // The one-op reveal task that used to return the content.
@@ -636,12 +636,12 @@ TEST_F(fs_owners, another_tenant_cannot_read_reveal_overwrite_or_erase) {
   auto overwritten = attacker->put(0, small_tensor({6, 6, 6}), obj);
   ASSERT_FALSE(overwritten);
   expect_denied(overwritten.error(), "overwrite");
-  expect_denied(attacker->erase(h, 0), "erase");
+  expect_denied(attacker->erase(0, h), "erase");
   // Nothing of the victim changed.
-  auto mine = victim->fetch(h, 0);
+  auto mine = victim->fetch(0, h);
   ASSERT_TRUE(mine) << describe(mine.error());
   EXPECT_EQ(int64_values(*mine), (std::vector<int64_t>{1, 2, 3}));
-  EXPECT_FALSE(victim->erase(h, 0)) << "the owner erases it";
+  EXPECT_FALSE(victim->erase(0, h)) << "the owner erases it";
 }
 
 TEST_F(fs_owners, a_principal_owns_its_objects_across_sessions) {
@@ -653,13 +653,13 @@ TEST_F(fs_owners, a_principal_owns_its_objects_across_sessions) {
   }
   auto later = connect("alice", std::string(40, 'a'));
   ASSERT_TRUE(later);
-  auto v = later->fetch(handle(obj), 0);
+  auto v = later->fetch(0, handle(obj));
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{42}));
   auto stranger = connect();
   ASSERT_TRUE(stranger);
-  EXPECT_EQ(code_of(stranger->erase(handle(obj), 0)), errc::permission_denied);
-  EXPECT_FALSE(later->erase(handle(obj), 0));
+  EXPECT_EQ(code_of(stranger->erase(0, handle(obj))), errc::permission_denied);
+  EXPECT_FALSE(later->erase(0, handle(obj)));
   // A wrong principal secret opens no session.
   driver_actor_options opts;
   opts.principal = "alice";
@@ -678,7 +678,7 @@ TEST_F(fs_owners, shared_roots_are_read_by_all_and_written_by_none) {
   b.output(b.add("sum", {b.input()}));
   auto sum = d->run(b.build(), {handle(data)});
   ASSERT_TRUE(sum) << describe(sum.error());
-  auto v = d->fetch((*sum)[0], 0);
+  auto v = d->fetch(0, (*sum)[0]);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{60}));
   auto w = d->put(0, small_tensor({0}), data);
@@ -686,7 +686,7 @@ TEST_F(fs_owners, shared_roots_are_read_by_all_and_written_by_none) {
   EXPECT_EQ(code_of(w.error()), errc::permission_denied) << describe(w.error());
   EXPECT_NE(message_of(w.error()).find("read-only shared root"),
             std::string::npos);
-  EXPECT_EQ(code_of(d->erase(handle(data), 0)), errc::permission_denied);
+  EXPECT_EQ(code_of(d->erase(0, handle(data))), errc::permission_denied);
   EXPECT_TRUE(std::filesystem::exists(shared_ / "data.obj"));
 }
 

@@ -68,10 +68,10 @@ protected:
   }
 
   /// Reveals `x` on every party holding it and fetches it from `rank`.
-  int64_t reveal_fetch(const host_var& x, uint32_t rank) {
+  int64_t reveal_fetch(uint32_t rank, const host_var& x) {
     auto shown = drv->run(local_unary("reveal"), {x});
     EXPECT_TRUE(shown) << describe(shown.error());
-    auto v = drv->fetch((*shown)[0], rank);
+    auto v = drv->fetch(rank, (*shown)[0]);
     EXPECT_TRUE(v) << describe(v.error());
     return v ? as_int(*v) : -1;
   }
@@ -98,8 +98,8 @@ TEST_F(simp, pcall_static_runs_only_on_listed_parties) {
   EXPECT_TRUE(y.has(0));
   EXPECT_FALSE(y.has(1)) << "non-member must hold null";
   EXPECT_TRUE(y.has(2));
-  EXPECT_EQ(reveal_fetch(y, 0), 2);
-  EXPECT_EQ(reveal_fetch(y, 2), 6);
+  EXPECT_EQ(reveal_fetch(0, y), 2);
+  EXPECT_EQ(reveal_fetch(2, y), 6);
   auto after = drv->worker_stats_of(1);
   ASSERT_TRUE(after);
   EXPECT_EQ(after->tasks_run, before->tasks_run)
@@ -129,7 +129,7 @@ TEST_F(simp, pcall_dynamic_runs_on_every_holder) {
   auto out = run_simp(*drv, b.build(), {x});
   ASSERT_TRUE(out) << describe(out.error());
   for (uint32_t r = 0; r < 3; ++r)
-    EXPECT_EQ(reveal_fetch((*out)[0], r), (r + 1) * (r + 1));
+    EXPECT_EQ(reveal_fetch(r, (*out)[0]), (r + 1) * (r + 1));
 }
 
 TEST_F(simp, converge_merges_disjoint_parts_and_rejects_overlap) {
@@ -183,7 +183,7 @@ TEST_F(simp, uniform_cond_takes_the_branch_of_the_predicate) {
     auto out = run_simp(*drv, b.build(), {pred, x});
     ASSERT_TRUE(out) << describe(out.error());
     // then: x + x, else: x * x; on rank 2 (x = 3): 6 or 9.
-    EXPECT_EQ(reveal_fetch((*out)[0], 2), truth ? 6 : 9);
+    EXPECT_EQ(reveal_fetch(2, (*out)[0]), truth ? 6 : 9);
   }
 }
 
@@ -260,7 +260,7 @@ TEST_F(simp, while_loop_iterates_until_the_predicate_is_false) {
   auto out = run_simp(*drv, b.build(), {counter, limit, one});
   ASSERT_TRUE(out) << describe(out.error());
   for (uint32_t r = 0; r < 3; ++r)
-    EXPECT_EQ(reveal_fetch((*out)[0], r), 5);
+    EXPECT_EQ(reveal_fetch(r, (*out)[0]), 5);
 }
 
 TEST_F(simp, shuffle_refuses_a_routing_from_an_empty_party) {
@@ -302,7 +302,7 @@ TEST_F(simp, failing_op_names_the_op_and_the_worker_keeps_serving) {
   ASSERT_FALSE(unknown);
   EXPECT_EQ(code_of(unknown.error()), errc::op_failed);
   EXPECT_NE(message_of(unknown.error()).find("no_such_op"), std::string::npos);
-  EXPECT_EQ(reveal_fetch(x, 1), 2) << "worker must keep serving";
+  EXPECT_EQ(reveal_fetch(1, x), 2) << "worker must keep serving";
 }
 
 } // namespace

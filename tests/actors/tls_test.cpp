@@ -78,7 +78,7 @@ TEST(tls, nodes_with_certificates_from_the_ca_work) {
   ASSERT_TRUE(d) << describe(d.error());
   auto x = (*d)->put(1, make_value(blob::copy_of("hello over TLS")));
   ASSERT_TRUE(x) << describe(x.error());
-  auto v = (*d)->fetch(*x, 1);
+  auto v = (*d)->fetch(1, *x);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ((*v)->as_bytes().view(), "hello over TLS");
   EXPECT_FALSE(try_connect((*c)->spec(), node_tls("driver")))
@@ -194,7 +194,7 @@ TEST(tls, transfers_between_workers_are_encrypted_and_authenticated) {
   ASSERT_TRUE(x);
   auto moved = (*d)->transfer(*x, 0, 1);
   ASSERT_TRUE(moved) << describe(moved.error());
-  auto v = (*d)->fetch(*moved, 1);
+  auto v = (*d)->fetch(1, *moved);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ((*v)->as_bytes().view(), payload);
   auto st = (*d)->worker_stats_of(1);

@@ -54,13 +54,13 @@ graph unary(const std::string& opcode) {
   return b.build();
 }
 
-int64_t checksum_on(driver& d, const host_var& x, uint32_t rank) {
+int64_t checksum_on(driver& d, uint32_t rank, const host_var& x) {
   auto sum = d.run(unary("checksum"), {x}, {rank});
   if (!sum) {
     ADD_FAILURE() << describe(sum.error());
     return 0;
   }
-  auto v = d.fetch((*sum)[0], rank);
+  auto v = d.fetch(rank, (*sum)[0]);
   EXPECT_TRUE(v) << describe(v.error());
   return v ? (*v)->as_tensor().values<int64_t>()[0] : 0;
 }
@@ -100,7 +100,7 @@ TEST_F(transfer, moves_256_mib_between_workers_without_the_driver) {
   EXPECT_LT(after->bytes_sent - before->bytes_sent, 64u << 10);
   EXPECT_TRUE(moved->has(1));
   EXPECT_FALSE(moved->has(0));
-  EXPECT_EQ(checksum_on(d, *moved, 1), checksum_on(d, *x, 0));
+  EXPECT_EQ(checksum_on(d, 1, *moved), checksum_on(d, 0, *x));
   auto src = d.worker_stats_of(0);
   auto dst = d.worker_stats_of(1);
   ASSERT_TRUE(src && dst);
@@ -219,7 +219,7 @@ void refuse_a_transfer_over_the_memory_limit(transfer& fixture,
   ASSERT_TRUE(x) << describe(x.error());
   auto filler = d.put(1, big_tensor(2u << 20)); // 2 MiB left on rank 1
   ASSERT_TRUE(filler) << describe(filler.error());
-  auto expected_sum = checksum_on(d, *x, 0);
+  auto expected_sum = checksum_on(d, 0, *x);
   auto why = test::expect_error(d.transfer(*x, 0, 1), errc::resource_exhausted);
   EXPECT_NE(why.find("objstore.memory-limit"), std::string::npos) << why;
   EXPECT_NE(why.find("bytes exceeds the " + std::to_string(2u << 20)),
@@ -238,7 +238,7 @@ void refuse_a_transfer_over_the_memory_limit(transfer& fixture,
   EXPECT_EQ(fixture.nodes().store_stats_of(1).of(scheme::mem).objects, 1u)
       << "nothing of the refused transfer stays";
   // The source is intact and unpinned; both sides keep serving.
-  EXPECT_EQ(checksum_on(d, *x, 0), expected_sum);
+  EXPECT_EQ(checksum_on(d, 0, *x), expected_sum);
   auto src = d.worker_stats_of(0);
   ASSERT_TRUE(src) << describe(src.error());
   EXPECT_EQ(src->pinned_objects, 0u);
@@ -249,7 +249,7 @@ void refuse_a_transfer_over_the_memory_limit(transfer& fixture,
   ASSERT_TRUE(small) << describe(small.error());
   auto moved = d.transfer(*small, 0, 1);
   ASSERT_TRUE(moved) << describe(moved.error());
-  EXPECT_EQ(checksum_on(d, *moved, 1), checksum_on(d, *small, 0));
+  EXPECT_EQ(checksum_on(d, 1, *moved), checksum_on(d, 0, *small));
 }
 
 TEST_F(transfer, a_transfer_over_the_memory_limit_is_refused_over_tcp) {
@@ -365,8 +365,8 @@ TEST_F(transfer, works_after_the_guard_closed_idle_worker_connections) {
   ASSERT_TRUE(back) << describe(back.error());
   auto again = d.transfer(*x, 0, 1); // rank 0 knows rank 1's data port
   ASSERT_TRUE(again) << describe(again.error());
-  auto got_back = d.fetch(*back, 0);
-  auto got_again = d.fetch(*again, 1);
+  auto got_back = d.fetch(0, *back);
+  auto got_again = d.fetch(1, *again);
   ASSERT_TRUE(got_back && got_again);
   EXPECT_EQ(test::int64_values(*got_back), std::vector<int64_t>{8});
   EXPECT_EQ(test::int64_values(*got_again), std::vector<int64_t>{7});
@@ -412,7 +412,7 @@ TEST_F(transfer, simp_shuffle_routes_values_between_parties) {
   ASSERT_TRUE(out) << describe(out.error());
   std::vector<int64_t> expected{20, 0, 10};
   for (uint32_t r = 0; r < 3; ++r) {
-    auto v = d.fetch((*out)[0], r);
+    auto v = d.fetch(r, (*out)[0]);
     ASSERT_TRUE(v) << describe(v.error());
     EXPECT_EQ((*v)->as_tensor().values<int64_t>()[0], expected[r]);
   }
@@ -452,7 +452,7 @@ TEST_F(transfer, shuffle_by_key_matches_a_single_node_computation) {
   ASSERT_TRUE(sums) << describe(sums.error());
   std::map<int64_t, double> got;
   for (uint32_t r = 0; r < 3; ++r) {
-    auto v = d.fetch((*sums)[0], r);
+    auto v = d.fetch(r, (*sums)[0]);
     ASSERT_TRUE(v) << describe(v.error());
     auto& t = (*v)->as_table();
     auto ks = t.find("k")->data.values<int64_t>();

@@ -154,7 +154,7 @@ TEST_F(cli, fetch_of_a_forged_mem_uri_is_refused) {
       << proc->describe();
   EXPECT_NE(err.find(forged), std::string::npos) << proc->describe();
   // The owner still fetches it.
-  auto v = d->fetch(*x, 1);
+  auto v = d->fetch(1, *x);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ((*v)->as_bytes().view(), "secret");
   x->reset();

@@ -94,12 +94,12 @@ TEST_F(embedded_driver,
   // The objects made before the pause still work: a run on each, a fetch.
   auto again = d->run(double_graph(), {(*y)[0]}, {0});
   ASSERT_TRUE(again) << describe(again.error());
-  auto v = d->fetch((*again)[0], 0);
+  auto v = d->fetch(0, (*again)[0]);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{4, 8}));
   auto w = d->run(double_graph(), {*z}, {1});
   ASSERT_TRUE(w) << describe(w.error());
-  v = d->fetch((*w)[0], 1);
+  v = d->fetch(1, (*w)[0]);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{10}));
   x->reset();

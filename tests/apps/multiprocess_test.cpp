@@ -141,7 +141,7 @@ TEST_F(multiprocess, killed_driver_process_loses_its_session_objects) {
   }
   // The survivor's objects are intact.
   for (uint32_t r = 0; r < 2; ++r) {
-    auto v = survivor->fetch(kept[r * own], r);
+    auto v = survivor->fetch(r, kept[r * own]);
     ASSERT_TRUE(v) << describe(v.error());
     EXPECT_EQ(int64_values(*v), std::vector<int64_t>{10 * r});
   }
@@ -202,7 +202,7 @@ TEST_F(multiprocess, restarted_worker_serves_its_fs_objects) {
   EXPECT_EQ(st->fs_objects, 1u);
   host_var x{d->world_size()};
   x.set(0, std::make_shared<const remote_ref>(0, uri, nullptr));
-  auto v = d->fetch(x, 0);
+  auto v = d->fetch(0, x);
   ASSERT_TRUE(v) << describe(v.error());
   ASSERT_TRUE((*v)->is_bytes()) << (*v)->summary();
   EXPECT_TRUE((*v)->as_bytes().view() == payload)

@@ -73,7 +73,7 @@ TEST_F(process_fault, worker_killed_mid_task_fails_the_call_with_object_lost) {
   expect_serving(*d, 0);
   expect_serving(*d, 2);
   auto sent = requests_sent(*d);
-  why = expect_error(d->fetch(*x, 1), errc::object_lost);
+  why = expect_error(d->fetch(1, *x), errc::object_lost);
   EXPECT_NE(why.find(uri), std::string::npos) << why;
   expect_error(d->put(1, small_tensor({2})), errc::object_lost);
   expect_error(d->worker_stats_of(1), errc::object_lost);
@@ -140,7 +140,7 @@ TEST_F(process_fault, a_root_with_loops_and_fifos_starts_serves_and_stops) {
   host_var fifo{d->world_size()};
   fifo.set(0, d->adopt(0, pipe));
   auto fetched
-      = std::async(std::launch::async, [&] { return d->fetch(fifo, 0); });
+      = std::async(std::launch::async, [&] { return d->fetch(0, fifo); });
   ASSERT_EQ(fetched.wait_for(10s), std::future_status::ready)
       << "the FIFO blocked the worker";
   auto why = expect_error(fetched.get(), errc::invalid_uri);
@@ -148,7 +148,7 @@ TEST_F(process_fault, a_root_with_loops_and_fifos_starts_serves_and_stops) {
   auto target = "fs://" + (root / "data" / "x.obj").string();
   auto x = d->put(0, small_tensor({4}), target);
   ASSERT_TRUE(x) << describe(x.error());
-  auto v = d->fetch(*x, 0);
+  auto v = d->fetch(0, *x);
   ASSERT_TRUE(v) << describe(v.error());
   x->reset();
   fifo.reset();
@@ -178,7 +178,7 @@ TEST_F(process_fault, stopped_worker_is_detected_within_the_heartbeat_timeout) {
   // Well inside the driver's 60 s request timeout (which would fail the
   // call with `timeout`), the heartbeat drops the silent peer and the
   // pending call fails with object_lost.
-  auto v = d->fetch(*x, 1);
+  auto v = d->fetch(1, *x);
   auto took = elapsed_ms(stopped_at);
   auto why = expect_error(v, errc::object_lost);
   EXPECT_NE(why.find("rank 1"), std::string::npos) << why;
@@ -232,27 +232,27 @@ TEST_F(
   ASSERT_TRUE(proc(0).wait_exit(10s));
   ASSERT_TRUE(poll_until([&] { return !d->alive(*kept)[0]; }))
       << "the driver did not see the worker go";
-  expect_error(d->fetch(*kept, 0), errc::object_lost);
+  expect_error(d->fetch(0, *kept), errc::object_lost);
   // The same endpoint and fs root, a new process.
   ASSERT_TRUE(start_worker(0, flags.on_port(port)));
   // CAF may hand out a connection to the dead process once more before
   // the new one: the driver then loses the rank again and retries.
   ASSERT_TRUE(
-      poll_until([&] { return static_cast<bool>(d->fetch(*kept, 0)); }, 15s))
+      poll_until([&] { return static_cast<bool>(d->fetch(0, *kept)); }, 15s))
       << "the driver did not reconnect";
   EXPECT_TRUE(d->alive(*kept)[0]);
-  auto v = d->fetch(*kept, 0);
+  auto v = d->fetch(0, *kept);
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{7, 8}));
   // The old process's mem:// object is gone: lost, without asking.
   EXPECT_EQ(d->alive(*mem), (std::vector<bool>{false, false}));
-  auto why = expect_error(d->fetch(*mem, 0), errc::object_lost);
+  auto why = expect_error(d->fetch(0, *mem), errc::object_lost);
   EXPECT_NE(why.find("restarted"), std::string::npos) << why;
   expect_error(d->run(double_graph(), {*mem}, {0}), errc::object_lost);
   // New work on the restarted worker, including from the fs:// object.
   auto doubled = d->run(double_graph(), {*kept}, {0});
   ASSERT_TRUE(doubled) << describe(doubled.error());
-  EXPECT_EQ(int64_values(*d->fetch((*doubled)[0], 0)),
+  EXPECT_EQ(int64_values(*d->fetch(0, (*doubled)[0])),
             (std::vector<int64_t>{14, 16}));
   expect_serving(*d, 0);
   expect_serving(*d, 1);
