@@ -36,7 +36,7 @@ int main() {
     auto held = (*d)->put(rank, x);
     if (!held)
       return fail(describe(held.error()));
-    auto back = (*d)->fetch(*held, rank);
+    auto back = (*d)->fetch(rank, *held);
     if (!back)
       return fail(describe(back.error()));
     if (**back != *x)
