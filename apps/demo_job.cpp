@@ -4,8 +4,8 @@
 #include <cmath>
 #include <thread>
 
-#include "actors/interpreter.hpp"
-#include "actors/simp.hpp"
+#include "actors/exec/interpreter.hpp"
+#include "actors/driver/simp.hpp"
 #include "store/error.hpp"
 
 namespace objstore::apps {

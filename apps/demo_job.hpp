@@ -7,7 +7,7 @@
 
 #include <caf/expected.hpp>
 
-#include "actors/driver.hpp"
+#include "actors/driver/driver.hpp"
 
 namespace objstore::apps {
 

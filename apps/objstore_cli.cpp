@@ -16,8 +16,8 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include "actors/driver.hpp"
-#include "actors/node.hpp"
+#include "actors/driver/driver.hpp"
+#include "actors/worker/node.hpp"
 #include "config/config.hpp"
 #include "store/error.hpp"
 

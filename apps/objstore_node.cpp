@@ -9,7 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include "actors/node.hpp"
+#include "actors/worker/node.hpp"
 #include "apps/worker_main.hpp"
 #include "store/error.hpp"
 

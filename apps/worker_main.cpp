@@ -11,8 +11,8 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include "actors/node.hpp"
-#include "actors/tls.hpp"
+#include "actors/worker/node.hpp"
+#include "actors/dataplane/tls.hpp"
 #include "apps/demo_job.hpp"
 #include "store/error.hpp"
 #include "store/file_backend.hpp"

@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "actors/secret.hpp"
+#include "actors/worker/secret.hpp"
 #include "bench/bench_util.hpp"
 #include "store/codec.hpp"
 

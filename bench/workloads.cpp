@@ -15,8 +15,8 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
-#include "actors/driver.hpp"
-#include "actors/local_cluster.hpp"
+#include "actors/driver/driver.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "bench/processes.hpp"
 #include "store/error.hpp"
 

@@ -14,6 +14,7 @@ function(objstore_add_library name)
            $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/objstore>)
   target_link_libraries(objstore_${name} PUBLIC ${arg_DEPS})
   objstore_warnings(objstore_${name})
+  objstore_precompile(objstore_${name} library)
   install(TARGETS objstore_${name} EXPORT objstoreTargets
           ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
           LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
@@ -58,5 +59,36 @@ function(objstore_instrument target)
   endif()
   if(OBJSTORE_FUZZ)
     target_compile_options(${target} PRIVATE -fsanitize=fuzzer-no-link)
+  endif()
+endfunction()
+
+# Precompiled headers: CAF's headers take ~4 s to parse in every translation
+# unit (g++ 12, -O2), about a third of the compile time of most of them.
+# Each family of targets whose compile flags match (the PIC libraries; the
+# test binaries) builds one precompiled header and the others reuse it.
+# Only third-party and standard headers go in: a change to a project header
+# never rebuilds it. OFF: every TU includes exactly what it names (the fuzz
+# build keeps it off, so a header that misses an include still fails there).
+option(OBJSTORE_PCH "Precompile CAF, Boost and standard headers" ON)
+
+set(OBJSTORE_PCH_HEADERS
+    <algorithm> <atomic> <chrono> <cstdint> <cstring> <functional> <map>
+    <memory> <mutex> <optional> <set> <string> <string_view> <unordered_map>
+    <vector> <caf/all.hpp> <caf/io/all.hpp>)
+
+# objstore_precompile(<target> [HEADERS <extra>...]): the first target named
+# <family> builds the precompiled header; later ones reuse it.
+function(objstore_precompile target family)
+  if(NOT OBJSTORE_PCH)
+    return()
+  endif()
+  cmake_parse_arguments(arg "" "" "HEADERS" ${ARGN})
+  get_property(owner GLOBAL PROPERTY objstore_pch_${family})
+  if(owner)
+    target_precompile_headers(${target} REUSE_FROM ${owner})
+  else()
+    target_precompile_headers(${target} PRIVATE ${OBJSTORE_PCH_HEADERS}
+                                                ${arg_HEADERS})
+    set_property(GLOBAL PROPERTY objstore_pch_${family} ${target})
   endif()
 endfunction()

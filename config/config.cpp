@@ -9,7 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "actors/local_cluster.hpp"
+#include "actors/system.hpp"
 #include "store/error.hpp"
 
 namespace objstore {
@@ -143,7 +143,8 @@ config::config() {
            "read-only directories of shared fs:// datasets")
       .add(allow_insecure, "allow-insecure",
            "serve a non-loopback host without TLS (unsafe)")
-      .add(timeout, "timeout", "deadline of every remote request")
+      .add(timeout, "timeout",
+           "deadline of every remote request and of connecting")
       .add(chunk_size, "chunk-size", "transfer chunk size in bytes")
       .add(window, "window", "transfer bytes in flight per transfer")
       .add(heartbeat_interval, "heartbeat-interval",
@@ -189,10 +190,10 @@ caf::error config::load(int argc, char** argv) {
   if (auto err = validate_tls(tls))
     return err;
   apply_tls(*this, tls);
-  if (heartbeat_interval.count() > 0) {
-    set("middleman.heartbeat-interval", heartbeat_interval);
-    set("middleman.connection-timeout", heartbeat_timeout);
-  }
+  // configure_system set the defaults; these options win (0 turns off).
+  set_heartbeats(*this, heartbeat_interval, heartbeat_timeout);
+  // connect_worker's overload without a deadline reads it from here.
+  set("objstore.timeout", timeout);
   return {};
 }
 

@@ -9,10 +9,11 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/timespan.hpp>
 
-#include "actors/data_plane.hpp"
-#include "actors/driver.hpp"
-#include "actors/node.hpp"
-#include "actors/tls.hpp"
+#include "actors/dataplane/data_plane.hpp"
+#include "actors/dataplane/tls.hpp"
+#include "actors/driver/driver.hpp"
+#include "actors/system.hpp"
+#include "actors/worker/node.hpp"
 
 namespace objstore {
 
@@ -104,7 +105,7 @@ public:
       = std::chrono::duration_cast<caf::timespan>(node_options{}.max_sleep);
   /// deny | revealed-only | allow.
   std::string fetch_policy = "revealed-only";
-  /// Deadline of every remote request.
+  /// Deadline of every remote request, and of connecting to each worker.
   caf::timespan timeout = std::chrono::seconds{30};
   /// Transfer chunk size in bytes.
   size_t chunk_size = 1u << 20;
@@ -112,8 +113,8 @@ public:
   size_t window = 8u << 20;
   /// Heartbeat period between nodes; a silent peer is dropped after
   /// `heartbeat_timeout`. 0 disables heartbeats.
-  caf::timespan heartbeat_interval = std::chrono::milliseconds{500};
-  caf::timespan heartbeat_timeout = std::chrono::seconds{3};
+  caf::timespan heartbeat_interval = default_heartbeat_interval;
+  caf::timespan heartbeat_timeout = default_heartbeat_timeout;
   /// Demo job: rows per party and the data seed.
   size_t demo_rows = 200'000;
   size_t demo_seed = 7;

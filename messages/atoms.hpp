@@ -34,5 +34,6 @@ using forget_atom = caf::atom_constant<caf::atom("os_forget")>;
 using shuffle_atom = caf::atom_constant<caf::atom("os_shuffle")>;
 using simp_atom = caf::atom_constant<caf::atom("os_simp")>;
 using alive_atom = caf::atom_constant<caf::atom("os_alive")>;
+using reconnect_atom = caf::atom_constant<caf::atom("os_reconn")>;
 
 } // namespace objstore

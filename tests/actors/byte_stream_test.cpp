@@ -2,7 +2,7 @@
 // many sizes (plain TCP and mutual TLS), a peer closing mid-transfer, read
 // and write deadlines, and refused TLS handshakes.
 
-#include "actors/byte_stream.hpp"
+#include "actors/dataplane/byte_stream.hpp"
 
 #include <gtest/gtest.h>
 
@@ -30,45 +30,21 @@
 
 #include <openssl/ssl.h>
 
+#include "actors/test_pki.hpp"
 #include "store/error.hpp"
+
+namespace byte_stream_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
 
 namespace {
 
-/// A throwaway PKI made by .ci/make-test-certs on first use (the plain
-/// TCP tests do not wait for it), removed when the test binary ends.
-class pki : public ::testing::Environment {
-public:
-  static const std::filesystem::path& dir() {
-    static const std::filesystem::path made = make();
-    return made;
-  }
-
-  void TearDown() override {
-    if (created_)
-      std::filesystem::remove_all(dir());
-  }
-
-private:
-  static std::filesystem::path make() {
-    char templ[] = "/tmp/objstore-byte-stream-pki-XXXXXX";
-    if (::mkdtemp(templ) == nullptr) {
-      ADD_FAILURE() << "mkdtemp: " << std::strerror(errno);
-      return {};
-    }
-    created_ = true;
-    auto cmd
-        = std::string{OBJSTORE_SOURCE_DIR} + "/.ci/make-test-certs " + templ;
-    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
-    return templ;
-  }
-
-  static inline bool created_ = false;
+/// The shared test PKI (test_pki.hpp), made on first use.
+struct pki {
+  static const std::filesystem::path& dir() { return test::pki_dir(); }
 };
-
-auto* const env = ::testing::AddGlobalTestEnvironment(new pki);
 
 tls_options tls_of(const std::string& cert, const std::string& ca = "ca") {
   auto file = [](const std::string& name) {
@@ -625,3 +601,6 @@ TEST(byte_stream, tls_context_refuses_bad_files_naming_the_option) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace byte_stream_test_file

@@ -16,7 +16,7 @@
 #include <thread>
 #include <vector>
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "messages/graph.hpp"
 #include "store/error.hpp"
 

@@ -2,11 +2,14 @@
 // runs a 3-party pipeline on 64 MiB tensors while the driver's control
 // plane stays tiny, and the driver's byte counters reflect what moved.
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 
 #include <gtest/gtest.h>
 
 #include "actors/cluster_fixture.hpp"
+
+namespace cluster_test_file {
+namespace {
 
 using namespace objstore;
 using namespace objstore::test;
@@ -248,3 +251,6 @@ TEST_F(cluster, closing_a_driver_frees_its_objects_but_not_others) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace cluster_test_file

@@ -3,7 +3,7 @@
 // token floods and pushes to a listener that never answers. Each case gets
 // its typed error and the plane still moves real values afterwards.
 
-#include "actors/data_plane.hpp"
+#include "actors/dataplane/data_plane.hpp"
 
 #include <gtest/gtest.h>
 
@@ -27,8 +27,12 @@
 #include <thread>
 #include <unordered_set>
 
+#include "actors/test_pki.hpp"
 #include "store/codec.hpp"
 #include "store/error.hpp"
+
+namespace data_plane_hostile_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
@@ -161,27 +165,8 @@ TEST(data_plane_hostile, expired_tokens_leave_the_node_cap) {
 
 // -- TLS peers and SIGPIPE ----------------------------------------------------
 
-/// A throwaway PKI made by .ci/make-test-certs in a directory of its own.
-class pki : public ::testing::Environment {
-public:
-  static inline std::filesystem::path dir;
-
-  void SetUp() override {
-    char templ[] = "/tmp/objstore-dp-pki-XXXXXX";
-    ASSERT_NE(::mkdtemp(templ), nullptr);
-    dir = templ;
-    auto cmd = std::string{OBJSTORE_SOURCE_DIR} + "/.ci/make-test-certs "
-               + dir.string();
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  }
-
-  void TearDown() override { std::filesystem::remove_all(dir); }
-};
-
-auto* const env = ::testing::AddGlobalTestEnvironment(new pki);
-
 std::string file(const std::string& name) {
-  return (pki::dir / name).string();
+  return test::pki_file(name);
 }
 
 tls_options node_tls(const std::string& name) {
@@ -820,3 +805,6 @@ TEST(data_plane_hostile, a_sender_that_cannot_start_is_a_typed_error) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace data_plane_hostile_test_file

@@ -1,7 +1,7 @@
 // The worker-to-worker data plane on its own: two endpoints in one process
 // talking over loopback TCP (the in-process shortcut off unless tested).
 
-#include "actors/data_plane.hpp"
+#include "actors/dataplane/data_plane.hpp"
 
 #include <gtest/gtest.h>
 
@@ -15,6 +15,9 @@
 
 #include "store/codec.hpp"
 #include "store/error.hpp"
+
+namespace data_plane_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
@@ -293,3 +296,117 @@ TEST(data_plane, in_process_shortcut_copies_no_bytes) {
   EXPECT_EQ((*target)->counters().local_handoffs.load(), 1u);
   EXPECT_EQ((*source)->counters().bytes_out.load(), 0u);
 }
+
+TEST(data_plane, a_transfer_over_the_memory_left_is_refused_at_its_hello) {
+  receiver sink;
+  auto opts = tcp_options();
+  std::atomic<uint64_t> left{64u << 10};
+  opts.memory_left = [&] {
+    return left.load();
+  };
+  auto target = data_plane::start(opts, sink.fn());
+  auto source = data_plane::start(tcp_options(), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  auto x = iota_tensor(1 << 20); // 8 MiB, more than the socket buffers
+  auto r = (*source)->send("127.0.0.1", (*target)->port(),
+                           token_for(**target, 1, later()), x);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), errc::resource_exhausted)
+      << describe(r.error());
+  auto why = message_of(r.error());
+  EXPECT_NE(why.find("target refused"), std::string::npos) << why;
+  EXPECT_NE(why.find("transfer of " + std::to_string(encode(*x).size())
+                     + " bytes exceeds the 65536 bytes"),
+            std::string::npos)
+      << why;
+  EXPECT_NE(why.find("objstore.memory-limit"), std::string::npos) << why;
+  auto& in = (*target)->counters();
+  EXPECT_EQ(in.refused_memory.load(), 1u);
+  EXPECT_EQ(in.failed_in.load(), 1u);
+  EXPECT_EQ(sink.count(), 0u);
+  EXPECT_EQ((*target)->load().incoming, 0u);
+  // Once the node has room, the same value goes through.
+  left = 64u << 20;
+  auto ok = (*source)->send("127.0.0.1", (*target)->port(),
+                            token_for(**target, 1, later()), x);
+  ASSERT_TRUE(ok) << describe(ok.error());
+  EXPECT_EQ(sink.count(), 1u);
+  EXPECT_EQ((*target)->receiving_bytes(), 0u);
+}
+
+TEST(data_plane, bytes_being_received_count_against_the_memory_left) {
+  receiver sink;
+  auto opts = tcp_options();
+  opts.memory_left = [] {
+    return uint64_t{1} << 20;
+  };
+  auto target = data_plane::start(opts, sink.fn());
+  auto source = data_plane::start(tcp_options(), receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  // A slow sender announces 768 KiB and sends only part of it.
+  auto bytes = encode(*iota_tensor(96 << 10));
+  ASSERT_LT(bytes.size(), 1u << 20);
+  int fd = dial((*target)->port());
+  send_hello(fd, token_for(**target, 7, later()), bytes.size());
+  send_chunk(fd, 0, bytes.data(), 4096);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while ((*target)->receiving_bytes() == 0
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ((*target)->receiving_bytes(), bytes.size());
+  EXPECT_EQ((*target)->load().receiving_bytes, bytes.size());
+  // What is left besides it is too little for another 512 KiB.
+  auto r
+      = (*source)->send("127.0.0.1", (*target)->port(),
+                        token_for(**target, 8, later()), iota_tensor(64 << 10));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), errc::resource_exhausted)
+      << describe(r.error());
+  auto why = message_of(r.error());
+  EXPECT_NE(why.find(std::to_string(bytes.size())
+                     + " of them for transfers being received"),
+            std::string::npos)
+      << why;
+  // The slow sender gives up: its bytes are free again.
+  ::close(fd);
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while ((*target)->receiving_bytes() != 0
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(1ms);
+  EXPECT_EQ((*target)->receiving_bytes(), 0u);
+  auto ok
+      = (*source)->send("127.0.0.1", (*target)->port(),
+                        token_for(**target, 8, later()), iota_tensor(64 << 10));
+  ASSERT_TRUE(ok) << describe(ok.error());
+  EXPECT_EQ(sink.count(), 1u);
+}
+
+TEST(data_plane, in_process_handoff_respects_the_memory_left) {
+  receiver sink;
+  data_plane_options opts;
+  opts.local_shortcut = true;
+  auto target_opts = opts;
+  target_opts.memory_left = [] {
+    return uint64_t{1000};
+  };
+  auto target = data_plane::start(target_opts, sink.fn());
+  auto source = data_plane::start(opts, receiver{}.fn());
+  ASSERT_TRUE(target && source);
+  auto r = (*source)->send("127.0.0.1", (*target)->port(),
+                           token_for(**target, 3, later()), iota_tensor(1000));
+  ASSERT_FALSE(r);
+  EXPECT_EQ(code_of(r.error()), errc::resource_exhausted)
+      << describe(r.error());
+  EXPECT_NE(message_of(r.error()).find("transfer of 8000 bytes exceeds the "
+                                       "1000 bytes"),
+            std::string::npos)
+      << describe(r.error());
+  EXPECT_EQ(sink.count(), 0u);
+  EXPECT_EQ((*target)->counters().refused_memory.load(), 1u);
+  auto ok = (*source)->send("127.0.0.1", (*target)->port(),
+                            token_for(**target, 3, later()), iota_tensor(100));
+  ASSERT_TRUE(ok) << describe(ok.error());
+}
+
+} // namespace
+} // namespace data_plane_test_file

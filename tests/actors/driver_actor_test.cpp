@@ -18,9 +18,12 @@
 #include <vector>
 
 #include "actors/deterministic_fixture.hpp"
-#include "actors/driver_actor.hpp"
-#include "actors/host_var.hpp"
+#include "actors/driver/driver_actor.hpp"
+#include "actors/driver/host_var.hpp"
 #include "store/error.hpp"
+
+namespace driver_actor_test_file {
+namespace {
 
 using namespace objstore;
 using namespace objstore::test;
@@ -1267,3 +1270,6 @@ TEST_F(driver_actor_test, close_before_hello_answers_zero_and_ends_the_driver) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace driver_actor_test_file

@@ -5,7 +5,16 @@
 
 #include <caf/scoped_actor.hpp>
 
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "actors/cluster_fixture.hpp"
+#include "actors/driver/simp.hpp"
+
+namespace errors_test_file {
+namespace {
 
 using namespace objstore;
 using namespace objstore::test;
@@ -186,4 +195,94 @@ TEST_F(errors, raw_requests_through_the_driver_actor) {
     expect_serving(r);
 }
 
+/// A cluster whose nodes know a user op that throws on rank 1 only: the
+/// error must carry the exception's type and message through every way a
+/// driver runs ops.
+class user_op_errors : public cluster_fixture {
+protected:
+  struct index_error : std::out_of_range {
+    index_error() : std::out_of_range("row 9 of 3") {}
+  };
+
+  void SetUp() override {
+    auto ops = op_registry::with_builtins();
+    op_def def;
+    def.name = "lookup";
+    def.min_inputs = 1;
+    def.max_inputs = 1;
+    def.linear = true; // small inputs: the worker's own thread
+    def.kernel = [](kernel_context&,
+                    std::span<const value_ptr> args) -> kernel_result {
+      if (args[0]->as_tensor().values<int64_t>()[0] == 1)
+        throw index_error{};
+      return std::vector<value_ptr>{args[0]};
+    };
+    EXPECT_FALSE(ops->add(def));
+    def.name = "lookup_slow"; // a task thread
+    def.linear = false;
+    EXPECT_FALSE(ops->add(def));
+    local_cluster_options opts;
+    opts.workers = 2;
+    opts.ops = ops;
+    start(opts);
+    drv_ = &connect();
+    std::vector<host_var> parts;
+    for (uint32_t r = 0; r < 2; ++r) {
+      auto x = drv_->put(r, small_tensor({int64_t{r}}));
+      ASSERT_TRUE(x) << describe(x.error());
+      parts.push_back(std::move(*x));
+    }
+    inputs_ = combine(2, parts);
+  }
+
+  void TearDown() override {
+    inputs_ = host_var{};
+    cluster_fixture::TearDown();
+  }
+
+  /// The error names the party, the op, the exception's type and message.
+  static void expect_typed(const caf::error& err, const std::string& op) {
+    EXPECT_EQ(code_of(err), errc::op_failed) << describe(err);
+    auto why = message_of(err);
+    for (auto piece : {std::string{"rank 1"}, "'" + op + "'",
+                       std::string{"index_error"}, std::string{"row 9 of 3"}})
+      EXPECT_NE(why.find(piece), std::string::npos)
+          << "'" << piece << "' missing in: " << why;
+  }
+
+  driver* drv_ = nullptr;
+  host_var inputs_;
+};
+
+TEST_F(user_op_errors, run_and_submit_keep_the_exception_type) {
+  for (auto op : {"lookup", "lookup_slow"}) {
+    SCOPED_TRACE(op);
+    auto out = drv_->run(unary_graph(op), {inputs_});
+    ASSERT_FALSE(out);
+    expect_typed(out.error(), op);
+    auto pending = drv_->submit(unary_graph(op), {inputs_});
+    auto got = pending.get();
+    ASSERT_FALSE(got);
+    expect_typed(got.error(), op);
+  }
+  expect_serving(*drv_, 0);
+  expect_serving(*drv_, 1);
+}
+
+TEST_F(user_op_errors, simp_programs_keep_the_exception_type) {
+  for (auto op : {"lookup", "lookup_slow"}) {
+    SCOPED_TRACE(op);
+    graph_builder b;
+    auto in = b.input();
+    b.output(b.add("pcall_dynamic", {in}, {}, {unary_graph(op)}));
+    auto out = run_simp(*drv_, b.build(), {inputs_});
+    ASSERT_FALSE(out);
+    expect_typed(out.error(), op);
+  }
+  expect_serving(*drv_, 1);
+}
+
 } // namespace
+
+} // namespace
+} // namespace errors_test_file

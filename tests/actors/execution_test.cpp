@@ -5,9 +5,16 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+#include <new>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "actors/cluster_fixture.hpp"
+
+namespace execution_test_file {
+namespace {
 
 using namespace objstore;
 using namespace objstore::test;
@@ -113,6 +120,9 @@ TEST_F(execution, a_full_task_queue_refuses_with_resource_exhausted) {
     r.cancel();
   for (auto& r : runs)
     expect_error(r.get(), errc::cancelled);
+  // The run fails at the driver at once; the worker stops it at its next
+  // kernel poll and then unpins.
+  EXPECT_TRUE(wait_load(d, 0, 0, 0));
   EXPECT_EQ(node(d, 0).pinned_objects, 0u);
 }
 
@@ -221,29 +231,85 @@ TEST_F(execution, a_put_that_can_never_fit_is_refused_before_its_bytes_go) {
   ASSERT_TRUE(ok) << describe(ok.error());
 }
 
-/// Built-ins plus ops that throw: an int (not a std::exception) and a
-/// std::runtime_error, each as a linear op (small inputs run on the
-/// worker's own thread) and as a non-linear one (a task thread).
+/// A user's own exception type deriving std::exception.
+struct ledger_error : std::exception {
+  const char* what() const noexcept override { return "ledger out of balance"; }
+};
+
+/// A user's own exception type that is no std::exception.
+struct plain_failure {
+  int code = 7;
+};
+
+/// What one throwing op throws and what its error must say.
+struct thrower {
+  const char* name;
+  std::function<void()> raise;
+  /// Every piece the error text must hold (type and message).
+  std::vector<std::string> says;
+};
+
+std::vector<thrower> throwers() {
+  return {
+      {"throw_int", [] { throw 42; }, {"int", "42"}},
+      {"throw_runtime_error",
+       [] { throw std::runtime_error("disk on fire"); },
+       {"std::runtime_error", "disk on fire"}},
+      {"throw_out_of_range",
+       [] {
+         std::vector<int> none;
+         [[maybe_unused]] auto x = none.at(3);
+       },
+       {"std::out_of_range", "vector"}},
+      {"throw_user_exception",
+       [] { throw ledger_error{}; },
+       {"ledger_error", "ledger out of balance"}},
+      {"throw_plain_struct",
+       [] { throw plain_failure{}; },
+       {"plain_failure", "not a std::exception"}},
+      {"throw_c_string",
+       [] { throw "no quorum"; },
+       {"char const*", "no quorum"}},
+      {"throw_string",
+       [] { throw std::string{"bad shard"}; },
+       {"std::string", "bad shard"}},
+      {"throw_nested",
+       [] {
+         try {
+           throw std::invalid_argument("column 'k' missing");
+         } catch (...) {
+           std::throw_with_nested(std::runtime_error("join failed"));
+         }
+       },
+       {"std::runtime_error", "join failed", "std::invalid_argument",
+        "column 'k' missing"}},
+      {"throw_bad_array_length",
+       [] { throw std::bad_array_new_length{}; },
+       {"std::bad_array_new_length"}},
+  };
+}
+
+/// Built-ins plus each thrower as a linear op (small inputs run on the
+/// worker's own thread: "<name>_linear") and as a non-linear one (a task
+/// thread: "<name>").
 std::shared_ptr<const op_registry> throwing_ops() {
   auto r = op_registry::with_builtins();
-  auto add = [&](std::string name, bool linear, bool std_exception) {
-    op_def def;
-    def.name = std::move(name);
-    def.min_inputs = 1;
-    def.max_inputs = 1;
-    def.linear = linear;
-    def.kernel = [std_exception](kernel_context&,
-                                 std::span<const value_ptr>) -> kernel_result {
-      if (std_exception)
-        throw std::runtime_error("disk on fire");
-      throw 42;
-    };
-    EXPECT_FALSE(r->add(std::move(def)));
-  };
-  add("throw_int_linear", true, false);
-  add("throw_int", false, false);
-  add("throw_std_linear", true, true);
-  add("throw_std", false, true);
+  for (auto& t : throwers()) {
+    for (bool linear : {true, false}) {
+      op_def def;
+      def.name = std::string{t.name} + (linear ? "_linear" : "");
+      def.min_inputs = 1;
+      def.max_inputs = 1;
+      def.linear = linear;
+      def.kernel
+          = [raise = t.raise](kernel_context&,
+                              std::span<const value_ptr>) -> kernel_result {
+        raise();
+        return std::vector<value_ptr>{};
+      };
+      EXPECT_FALSE(r->add(std::move(def)));
+    }
+  }
   return r;
 }
 
@@ -254,27 +320,30 @@ TEST_F(execution, exceptions_of_any_type_fail_the_task_not_the_worker) {
   auto& d = connect();
   auto x = d.put(0, small_tensor({1, 2, 3}));
   ASSERT_TRUE(x);
-  struct expectation {
-    const char* op;
-    const char* type;
-  };
-  for (auto [op, type] :
-       {expectation{"throw_int_linear", "int"}, expectation{"throw_int", "int"},
-        expectation{"throw_std_linear", "std::runtime_error"},
-        expectation{"throw_std", "std::runtime_error"}}) {
-    SCOPED_TRACE(op);
-    auto why = expect_error(d.run(unary_graph(op), {*x}, {0}), errc::op_failed);
-    EXPECT_NE(why.find(std::string{"'"} + op + "'"), std::string::npos) << why;
-    EXPECT_NE(why.find(type), std::string::npos) << why;
-    if (std::string_view{type} == "std::runtime_error") {
-      EXPECT_NE(why.find("disk on fire"), std::string::npos) << why;
+  for (auto& t : throwers()) {
+    for (auto op : {std::string{t.name} + "_linear", std::string{t.name}}) {
+      SCOPED_TRACE(op);
+      // A bad_alloc of any kind stays `resource_exhausted`, but typed too.
+      auto code = op == "throw_bad_array_length"
+                          || op == "throw_bad_array_length_linear"
+                      ? errc::resource_exhausted
+                      : errc::op_failed;
+      auto why = expect_error(d.run(unary_graph(op.c_str()), {*x}, {0}), code);
+      EXPECT_NE(why.find("'" + op + "'"), std::string::npos) << why;
+      for (auto& piece : t.says)
+        EXPECT_NE(why.find(piece), std::string::npos)
+            << "'" << piece << "' missing in: " << why;
+      // The worker keeps serving, the input is intact.
+      auto v = d.fetch(*x, 0);
+      ASSERT_TRUE(v) << describe(v.error());
+      EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2, 3}));
     }
-    // The worker keeps serving, the input is intact.
-    auto v = d.fetch(*x, 0);
-    ASSERT_TRUE(v) << describe(v.error());
-    EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{1, 2, 3}));
   }
   EXPECT_EQ(node(d, 0).pinned_objects, 0u);
+  EXPECT_EQ(node(d, 0).tasks_running, 0u);
 }
 
 } // namespace
+
+} // namespace
+} // namespace execution_test_file

@@ -8,6 +8,9 @@
 
 #include "actors/cluster_fixture.hpp"
 
+namespace fault_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -278,3 +281,6 @@ TEST_F(fault, dropping_a_pending_run_releases_its_outputs) {
            && ws->mem_objects == 1;
   })) << "the dropped run's output stayed on the worker";
 }
+
+} // namespace
+} // namespace fault_test_file

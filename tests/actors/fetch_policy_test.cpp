@@ -6,6 +6,9 @@
 
 #include "actors/cluster_fixture.hpp"
 
+namespace fetch_policy_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -152,3 +155,6 @@ TEST_F(fetch_policy_test, fs_objects_are_fetchable_only_under_allow) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace fetch_policy_test_file

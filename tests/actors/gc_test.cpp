@@ -7,8 +7,11 @@
 #include <optional>
 #include <thread>
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
+
+namespace gc_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
@@ -370,3 +373,6 @@ TEST_F(gc, handles_dropped_one_by_one_are_released_without_a_flush) {
         << " releases sent, " << st.live_handles << " live handles";
   }
 }
+
+} // namespace
+} // namespace gc_test_file

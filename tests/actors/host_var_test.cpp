@@ -15,8 +15,11 @@
 #include <vector>
 
 #include "actors/deterministic_fixture.hpp"
-#include "actors/host_var.hpp"
+#include "actors/driver/host_var.hpp"
 #include "messages/atoms.hpp"
+
+namespace host_var_test_file {
+namespace {
 
 using namespace objstore;
 using namespace objstore::test;
@@ -153,3 +156,6 @@ TEST_F(host_var_test, parties_and_uris_follow_the_parts_that_are_set) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace host_var_test_file

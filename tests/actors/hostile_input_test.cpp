@@ -23,6 +23,9 @@
 #include "actors/cluster_fixture.hpp"
 #include "store/codec.hpp"
 
+namespace hostile_input_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 namespace fs = std::filesystem;
@@ -413,3 +416,6 @@ TEST_F(hostile_input, unknown_ops_and_malformed_graphs_are_op_failed) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace hostile_input_test_file

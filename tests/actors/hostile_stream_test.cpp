@@ -23,6 +23,9 @@
 #include "actors/cluster_fixture.hpp"
 #include "store/codec.hpp"
 
+namespace hostile_stream_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -443,3 +446,6 @@ TEST(hostile_messages, huge_counts_fail_without_allocating) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace hostile_stream_test_file

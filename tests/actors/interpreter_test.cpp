@@ -1,11 +1,14 @@
 // The local graph interpreter: validation against the registry, freeing of
 // intermediates after their last use, errors, cancellation.
 
-#include "actors/interpreter.hpp"
+#include "actors/exec/interpreter.hpp"
 
 #include <gtest/gtest.h>
 
 #include "store/error.hpp"
+
+namespace interpreter_test_file {
+namespace {
 
 using namespace objstore;
 
@@ -130,3 +133,6 @@ TEST(interpreter, wrong_input_count_is_refused) {
   ASSERT_FALSE(out);
   EXPECT_EQ(code_of(out.error()), errc::op_failed);
 }
+
+} // namespace
+} // namespace interpreter_test_file

@@ -9,8 +9,8 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/interpreter.hpp"
-#include "actors/op_registry.hpp"
+#include "actors/exec/interpreter.hpp"
+#include "actors/exec/op_registry.hpp"
 #include "messages/graph.hpp"
 #include "store/error.hpp"
 #include "store/value.hpp"

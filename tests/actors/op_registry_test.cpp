@@ -1,7 +1,7 @@
 // The op registry: built-ins, lookups, registration rules for user ops and
 // the flags the worker reads from a definition (linear, reveals).
 
-#include "actors/op_registry.hpp"
+#include "actors/exec/op_registry.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,10 +10,13 @@
 #include <string>
 #include <vector>
 
-#include "actors/interpreter.hpp"
-#include "actors/worker_actor.hpp"
+#include "actors/exec/interpreter.hpp"
+#include "actors/worker/worker_actor.hpp"
 #include "messages/graph.hpp"
 #include "store/error.hpp"
+
+namespace op_registry_test_file {
+namespace {
 
 using namespace objstore;
 
@@ -322,3 +325,6 @@ TEST(op_registry, kernel_context_fail_names_the_op_and_reports_cancel) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace op_registry_test_file

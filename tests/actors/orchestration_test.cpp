@@ -12,6 +12,9 @@
 
 #include "actors/cluster_fixture.hpp"
 
+namespace orchestration_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -209,3 +212,6 @@ TEST_F(orchestration, alive_reports_the_parts_on_a_killed_node) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace orchestration_test_file

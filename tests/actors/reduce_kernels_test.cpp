@@ -6,6 +6,9 @@
 
 #include "tests/actors/kernel_test_support.hpp"
 
+namespace reduce_kernels_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::testing;
 
@@ -165,3 +168,6 @@ TEST(matmul_errors, dtype_and_shape) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace reduce_kernels_test_file

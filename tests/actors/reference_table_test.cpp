@@ -2,7 +2,7 @@
 // "free" only when both are zero, unknown and excess releases counted and
 // never driving a count negative, and per-session drops.
 
-#include "actors/reference_table.hpp"
+#include "actors/worker/reference_table.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "store/error.hpp"
+
+namespace reference_table_test_file {
+namespace {
 
 using namespace objstore;
 
@@ -292,3 +295,6 @@ TEST_F(reference_table_test, pinned_objects_counts_objects_not_pins) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace reference_table_test_file

@@ -5,6 +5,9 @@
 
 #include "tests/actors/kernel_test_support.hpp"
 
+namespace shape_kernels_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::testing;
 
@@ -287,3 +290,6 @@ TEST(sources, random_uniform_is_deterministic_and_in_range) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace shape_kernels_test_file

@@ -1,11 +1,14 @@
 // SIMP ops across 3 parties on a loopback local_cluster.
 
-#include "actors/simp.hpp"
+#include "actors/driver/simp.hpp"
 
 #include <gtest/gtest.h>
 
-#include "actors/local_cluster.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
+
+namespace simp_test_file {
+namespace {
 
 using namespace objstore;
 
@@ -301,3 +304,6 @@ TEST_F(simp, failing_op_names_the_op_and_the_worker_keeps_serving) {
   EXPECT_NE(message_of(unknown.error()).find("no_such_op"), std::string::npos);
   EXPECT_EQ(reveal_fetch(x, 1), 2) << "worker must keep serving";
 }
+
+} // namespace
+} // namespace simp_test_file

@@ -2,7 +2,7 @@
 // typed interface in a real actor system, with typed errors that name the
 // offending URI.
 
-#include "actors/store_actor.hpp"
+#include "actors/worker/store_actor.hpp"
 
 #include <gtest/gtest.h>
 
@@ -16,9 +16,12 @@
 #include <string>
 #include <vector>
 
-#include "actors/local_cluster.hpp"
 #include "actors/reply.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
+
+namespace store_actor_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
@@ -350,3 +353,6 @@ TEST_F(store_actor_test, the_store_keeps_serving_after_errors) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace store_actor_test_file

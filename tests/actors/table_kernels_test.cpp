@@ -9,6 +9,9 @@
 
 #include "tests/actors/kernel_test_support.hpp"
 
+namespace table_kernels_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::testing;
 
@@ -308,3 +311,6 @@ TEST(table_errors, are_op_failed_naming_the_op) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace table_kernels_test_file

@@ -1,7 +1,7 @@
 // The node's task pool (actors/task_executor.hpp): bounded threads and
 // queue, round-robin between sessions, cancel of queued tasks at once.
 
-#include "actors/task_executor.hpp"
+#include "actors/exec/task_executor.hpp"
 
 #include <gtest/gtest.h>
 
@@ -11,6 +11,9 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+namespace task_executor_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
@@ -188,3 +191,6 @@ TEST(task_executor, zero_threads_means_the_hardware_threads) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace task_executor_test_file

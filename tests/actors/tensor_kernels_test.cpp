@@ -6,6 +6,9 @@
 
 #include "tests/actors/kernel_test_support.hpp"
 
+namespace tensor_kernels_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::testing;
 
@@ -265,3 +268,6 @@ TEST(elementwise_errors, kernels_check_arity_even_without_validation) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace tensor_kernels_test_file

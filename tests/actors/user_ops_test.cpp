@@ -2,11 +2,17 @@
 // the built-ins and run them through objstore::execute; unknown opcodes are
 // rejected with op_failed.
 
+#include <functional>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
-#include "actors/kernels/dispatch.hpp"
-#include "actors/worker_actor.hpp"
+#include "actors/exec/kernels/dispatch.hpp"
+#include "actors/worker/worker_actor.hpp"
 #include "tests/actors/kernel_test_support.hpp"
+
+namespace user_ops_test_file {
+namespace {
 
 using namespace objstore;
 using namespace objstore::testing;
@@ -140,6 +146,64 @@ TEST(user_ops, throwing_kernels_become_op_failed) {
   EXPECT_TRUE(fails_naming(run_op("boom", {}, {}, 1, r), "boom", "kaboom"));
 }
 
+namespace {
+
+struct quota_exceeded : std::runtime_error {
+  quota_exceeded() : std::runtime_error("quota of 3 rows") {}
+};
+
+struct silent_error : std::exception {
+  const char* what() const noexcept override { return nullptr; }
+};
+
+struct not_an_exception {};
+
+/// An op "<name>" whose kernel (or, for "<name>_check", whose check
+/// function) runs `raise`.
+void add_thrower(op_registry& r, const std::string& name,
+                 std::function<void()> raise) {
+  auto kernel
+      = [raise](kernel_context&, std::span<const value_ptr>) -> kernel_result {
+    raise();
+    return std::vector<value_ptr>{};
+  };
+  EXPECT_FALSE(r.add({name, 0, 0, 1, {}, kernel, false}));
+  auto check = [raise](const op&, std::span<const value_ptr>) -> caf::error {
+    raise();
+    return {};
+  };
+  EXPECT_FALSE(r.add({name + "_check", 0, 0, 1, check, kernel, false}));
+}
+
+} // namespace
+
+TEST(user_ops, exceptions_keep_their_type_and_message_in_op_failed) {
+  op_registry r;
+  add_thrower(r, "range", [] { (void)std::vector<int>{}.at(1); });
+  add_thrower(r, "quota", [] { throw quota_exceeded{}; });
+  add_thrower(r, "silent", [] { throw silent_error{}; });
+  add_thrower(r, "odd", [] { throw not_an_exception{}; });
+  add_thrower(r, "number", [] { throw 17L; });
+  for (auto suffix : {"", "_check"}) {
+    SCOPED_TRACE(suffix[0] == 0 ? "kernel throws" : "check throws");
+    auto op = [&](const char* name) {
+      return std::string{name} + suffix;
+    };
+    EXPECT_TRUE(
+        fails_naming(run_op(op("range"), {}, {}, 1, r), op("range"),
+                     "threw std::out_of_range: vector::_M_range_check"));
+    EXPECT_TRUE(fails_naming(run_op(op("quota"), {}, {}, 1, r), op("quota"),
+                             "quota_exceeded: quota of 3 rows"));
+    EXPECT_TRUE(fails_naming(run_op(op("silent"), {}, {}, 1, r), op("silent"),
+                             "silent_error: (null message)"));
+    EXPECT_TRUE(
+        fails_naming(run_op(op("odd"), {}, {}, 1, r), op("odd"),
+                     "not_an_exception (not a std::exception, no message)"));
+    EXPECT_TRUE(fails_naming(run_op(op("number"), {}, {}, 1, r), op("number"),
+                             "long: 17 (not a std::exception)"));
+  }
+}
+
 TEST(user_ops, builtin_names_are_registered) {
   auto names = op_registry::with_builtins()->names();
   for (auto name : {"identity",
@@ -253,3 +317,6 @@ TEST(user_ops, only_small_flat_linear_graphs_run_on_the_worker_thread) {
   EXPECT_FALSE(
       runs_on_worker_thread(chain("no_such_op", 1), doubles(1, 8), *registry));
 }
+
+} // namespace
+} // namespace user_ops_test_file

@@ -9,7 +9,7 @@
 // object, the reference table is empty and only the operator's session is
 // left.
 
-#include "actors/worker_actor.hpp"
+#include "actors/worker/worker_actor.hpp"
 
 #include <gtest/gtest.h>
 
@@ -26,10 +26,13 @@
 #include <vector>
 
 #include "actors/cluster_fixture.hpp"
-#include "actors/local_cluster.hpp"
-#include "actors/node.hpp"
 #include "actors/reply.hpp"
+#include "actors/testing/local_cluster.hpp"
+#include "actors/worker/node.hpp"
 #include "store/error.hpp"
+
+namespace worker_actor_test_file {
+namespace {
 
 using namespace objstore;
 using namespace objstore::test;
@@ -1018,3 +1021,6 @@ TEST_F(worker_actor_test, adopt_for_a_closed_session_is_object_lost) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace worker_actor_test_file

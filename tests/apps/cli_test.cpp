@@ -1,10 +1,16 @@
 // The operator CLI `objstore` against worker processes: stats as JSON
 // lines, put/fetch of fs:// objects byte-for-byte, and fetches the worker
-// must refuse.
+// must refuse, and a frozen worker that fails the command at
+// objstore.timeout.
 
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include "apps/process_support.hpp"
+
+namespace cli_test_file {
+namespace {
 
 using namespace objstore;
 using namespace objstore::test;
@@ -169,4 +175,33 @@ TEST_F(cli, bad_usage_exits_2) {
       << proc->describe();
 }
 
+TEST_F(cli, a_stopped_worker_fails_the_command_at_objstore_timeout) {
+  ASSERT_TRUE(start_workers(2));
+  proc(1).signal(SIGSTOP);
+  ASSERT_TRUE(proc(1).wait_stopped(5s)) << proc(1).describe();
+  child_process* cmd = nullptr;
+  auto start = std::chrono::steady_clock::now();
+  EXPECT_EQ(run({"--objstore.timeout=2s", "stats"}, &cmd), 1)
+      << cmd->describe();
+  auto took = elapsed_ms(start);
+  // The process's own start and stop included: well below the 30 s default.
+  EXPECT_GE(took, 1900) << cmd->describe();
+  EXPECT_LT(took, 2000 + 5000) << cmd->describe();
+  auto endpoint = spec().workers[1].str();
+  auto err = cmd->err();
+  EXPECT_NE(err.find("cannot connect to rank 1 at " + endpoint),
+            std::string::npos)
+      << err;
+  EXPECT_NE(err.find("objstore.timeout: connecting to " + endpoint
+                     + ": no handshake within 2000 ms"),
+            std::string::npos)
+      << err;
+  EXPECT_EQ(cmd->out(), "");
+  proc(1).signal(SIGCONT);
+  EXPECT_EQ(run({"stats"}, &cmd), 0) << cmd->describe();
+}
+
 } // namespace
+
+} // namespace
+} // namespace cli_test_file

@@ -14,8 +14,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 
-#include "actors/driver.hpp"
-#include "actors/local_cluster.hpp"
+#include "actors/driver/driver.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 #include "store/value.hpp"
 

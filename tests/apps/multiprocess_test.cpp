@@ -11,6 +11,9 @@
 #include "apps/demo_job.hpp"
 #include "apps/process_support.hpp"
 
+namespace multiprocess_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -72,8 +75,8 @@ TEST_F(multiprocess, demo_driver_process_matches_single_process_result) {
 
 TEST_F(multiprocess, demo_driver_process_stops_on_sigint) {
   ASSERT_TRUE(start_workers(1));
-  // Without heartbeats the driver waits in connect for the frozen worker
-  // forever: only a signal ends it.
+  // The driver waits in connect for the frozen worker until
+  // objstore.timeout (30 s): only a signal ends it sooner.
   proc(0).signal(SIGSTOP);
   ASSERT_TRUE(proc(0).wait_stopped(5s)) << proc(0).describe();
   auto& drv = spawn({OBJSTORE_NODE_PATH, "--objstore.role=driver",
@@ -209,3 +212,6 @@ TEST_F(multiprocess, restarted_worker_serves_its_fs_objects) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace multiprocess_test_file

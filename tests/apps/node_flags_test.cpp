@@ -6,6 +6,9 @@
 #include "apps/process_support.hpp"
 #include "config/config.hpp"
 
+namespace node_flags_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -143,3 +146,6 @@ TEST_F(node_flags, help_lists_objstore_options_and_exits_0) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace node_flags_test_file

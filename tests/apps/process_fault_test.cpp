@@ -12,6 +12,9 @@
 
 #include "apps/process_support.hpp"
 
+namespace process_fault_test_file {
+namespace {
+
 using namespace objstore;
 using namespace objstore::test;
 
@@ -37,7 +40,8 @@ uint64_t requests_sent(driver& d) {
 
 TEST_F(process_fault, worker_killed_mid_task_fails_the_call_with_object_lost) {
   ASSERT_TRUE(start_workers(3));
-  // No heartbeat: only the closed connection can tell the driver.
+  // The client drops no silent peer: only the closed connection can tell
+  // the driver.
   auto connected = driver::connect(client(), spec(), long_timeout());
   ASSERT_TRUE(connected) << describe(connected.error());
   auto d = std::move(*connected);
@@ -196,4 +200,69 @@ TEST_F(process_fault, stopped_worker_is_detected_within_the_heartbeat_timeout) {
   expect_no_leaks();
 }
 
+TEST_F(
+    process_fault,
+    a_driver_reconnects_to_a_restarted_worker_and_its_fs_handles_work_again) {
+  // The fs:// objects belong to a principal, so a new session (on the new
+  // process) may read them; a session's own objects die with the session.
+  auto root = dir() / "root0";
+  fs::create_directories(root);
+  auto principals = dir() / "principals";
+  write_text(principals, "alice " + std::string(40, 'a') + "\n");
+  fs::permissions(principals, fs::perms::owner_read | fs::perms::owner_write);
+  auto flags = worker_flags{}.root(root).flag("--objstore.principals-file="
+                                              + principals.string());
+  ASSERT_TRUE(start_worker(0, flags));
+  ASSERT_TRUE(start_worker(1, worker_flags{}.flag("--objstore.principals-file="
+                                                  + principals.string())));
+  auto opts = long_timeout();
+  opts.reconnect_interval = 200ms;
+  opts.principal = "alice";
+  opts.principal_secret = std::string(40, 'a');
+  auto connected = driver::connect(client(), spec(), opts);
+  ASSERT_TRUE(connected) << describe(connected.error());
+  auto d = std::move(*connected);
+  auto mem = d->put(0, small_tensor({1, 2}));
+  auto uri = "fs://" + (root / "kept.obj").string();
+  auto kept = d->put(0, small_tensor({7, 8}), uri);
+  ASSERT_TRUE(mem && kept) << describe(mem ? kept.error() : mem.error());
+  EXPECT_EQ(d->alive(*mem), (std::vector<bool>{true, false}));
+  auto port = worker(0).port;
+  proc(0).signal(SIGKILL);
+  ASSERT_TRUE(proc(0).wait_exit(10s));
+  ASSERT_TRUE(poll_until([&] { return !d->alive(*kept)[0]; }))
+      << "the driver did not see the worker go";
+  expect_error(d->fetch(*kept, 0), errc::object_lost);
+  // The same endpoint and fs root, a new process.
+  ASSERT_TRUE(start_worker(0, flags.on_port(port)));
+  // CAF may hand out a connection to the dead process once more before
+  // the new one: the driver then loses the rank again and retries.
+  ASSERT_TRUE(
+      poll_until([&] { return static_cast<bool>(d->fetch(*kept, 0)); }, 15s))
+      << "the driver did not reconnect";
+  EXPECT_TRUE(d->alive(*kept)[0]);
+  auto v = d->fetch(*kept, 0);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{7, 8}));
+  // The old process's mem:// object is gone: lost, without asking.
+  EXPECT_EQ(d->alive(*mem), (std::vector<bool>{false, false}));
+  auto why = expect_error(d->fetch(*mem, 0), errc::object_lost);
+  EXPECT_NE(why.find("restarted"), std::string::npos) << why;
+  expect_error(d->run(double_graph(), {*mem}, {0}), errc::object_lost);
+  // New work on the restarted worker, including from the fs:// object.
+  auto doubled = d->run(double_graph(), {*kept}, {0});
+  ASSERT_TRUE(doubled) << describe(doubled.error());
+  EXPECT_EQ(int64_values(*d->fetch((*doubled)[0], 0)),
+            (std::vector<int64_t>{14, 16}));
+  expect_serving(*d, 0);
+  expect_serving(*d, 1);
+  mem->reset(); // a stale handle's release goes nowhere
+  doubled->clear();
+  d.reset();
+  expect_no_leaks();
+}
+
 } // namespace
+
+} // namespace
+} // namespace process_fault_test_file

@@ -11,7 +11,7 @@
 
 #include <gtest/gtest.h>
 
-#include "actors/secret.hpp"
+#include "actors/worker/secret.hpp"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -36,8 +36,8 @@
 #include <caf/actor_system_config.hpp>
 
 #include "actors/cluster_fixture.hpp"
-#include "actors/driver.hpp"
-#include "actors/local_cluster.hpp"
+#include "actors/driver/driver.hpp"
+#include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
 namespace objstore::test {
@@ -209,12 +209,18 @@ private:
 /// Flags of a worker process beyond rank, port and port file.
 struct worker_flags {
   std::string fetch_policy = "allow";
+  /// Port to listen on; 0: an ephemeral one.
+  uint16_t port = 0;
   std::vector<fs::path> fs_roots;
   /// Further `--objstore.name=value` flags.
   std::vector<std::string> extra;
 
   worker_flags& policy(std::string x) {
     fetch_policy = std::move(x);
+    return *this;
+  }
+  worker_flags& on_port(uint16_t x) {
+    port = x;
     return *this;
   }
   worker_flags& root(fs::path x) {
@@ -265,13 +271,13 @@ protected:
     auto name
         = "worker" + std::to_string(rank) + "-" + std::to_string(++starts_);
     auto port_file = dir() / (name + ".port");
-    std::vector<std::string> args{OBJSTORE_NODE_PATH,
-                                  "--objstore.role=worker",
-                                  "--objstore.rank=" + std::to_string(rank),
-                                  "--objstore.port=0",
-                                  "--objstore.port-file=" + port_file.string(),
-                                  "--objstore.fetch-policy="
-                                      + flags.fetch_policy};
+    std::vector<std::string> args{
+        OBJSTORE_NODE_PATH,
+        "--objstore.role=worker",
+        "--objstore.rank=" + std::to_string(rank),
+        "--objstore.port=" + std::to_string(flags.port),
+        "--objstore.port-file=" + port_file.string(),
+        "--objstore.fetch-policy=" + flags.fetch_policy};
     if (!flags.fs_roots.empty()) {
       std::string roots;
       for (auto& root : flags.fs_roots)
@@ -331,18 +337,17 @@ protected:
   }
 
   /// The in-test client actor system, created on first use (later
-  /// arguments are ignored). A positive `heartbeat` sets
-  /// middleman.heartbeat-interval and, with it, middleman.connection-timeout:
-  /// then a frozen peer is dropped.
+  /// arguments are ignored): `configure_system` alone, so it sends
+  /// heartbeats and drops no silent peer. A positive `heartbeat` sets
+  /// another middleman.heartbeat-interval and, with it,
+  /// middleman.connection-timeout: then a frozen peer is dropped.
   caf::actor_system& client(caf::timespan heartbeat = {},
                             caf::timespan connection_timeout = {}) {
     if (!client_sys_) {
       client_cfg_ = std::make_unique<caf::actor_system_config>();
       configure_system(*client_cfg_, 2);
-      if (heartbeat.count() > 0) {
-        client_cfg_->set("middleman.heartbeat-interval", heartbeat);
-        client_cfg_->set("middleman.connection-timeout", connection_timeout);
-      }
+      if (heartbeat.count() > 0)
+        set_heartbeats(*client_cfg_, heartbeat, connection_timeout);
       client_sys_ = std::make_unique<caf::actor_system>(*client_cfg_);
     }
     return *client_sys_;

@@ -9,7 +9,13 @@
 #include <fstream>
 #include <sstream>
 
+#include <caf/actor_system.hpp>
+
+#include "actors/silent_listener.hpp"
 #include "store/error.hpp"
+
+namespace config_test_file {
+namespace {
 
 using namespace objstore;
 using namespace std::chrono_literals;
@@ -308,3 +314,46 @@ TEST(config, misspelled_sections_are_errors) {
   EXPECT_NE(message_of(err).find("[objstor]"), std::string::npos)
       << describe(err);
 }
+
+TEST(config, heartbeats_default_to_the_workers_and_zero_turns_them_off) {
+  auto interval = [](const config& cfg) {
+    return caf::get_or(cfg, "middleman.heartbeat-interval", caf::timespan{0});
+  };
+  auto timeout = [](const config& cfg) {
+    return caf::get_or(cfg, "middleman.connection-timeout", caf::timespan{0});
+  };
+  config defaults;
+  ASSERT_FALSE(load(defaults, {}));
+  EXPECT_EQ(defaults.heartbeat_interval, default_heartbeat_interval);
+  EXPECT_EQ(defaults.heartbeat_timeout, default_heartbeat_timeout);
+  EXPECT_EQ(interval(defaults), default_heartbeat_interval);
+  EXPECT_EQ(timeout(defaults), default_heartbeat_timeout);
+  config tuned;
+  ASSERT_FALSE(load(tuned, {"--objstore.heartbeat-interval=200ms",
+                            "--objstore.heartbeat-timeout=2s"}));
+  EXPECT_EQ(interval(tuned), caf::timespan{200ms});
+  EXPECT_EQ(timeout(tuned), caf::timespan{2s});
+  // configure_system turned the interval on; the option turns it off.
+  config off;
+  ASSERT_FALSE(load(off, {"--objstore.heartbeat-interval=0s"}));
+  EXPECT_EQ(interval(off), caf::timespan{0});
+  EXPECT_EQ(timeout(off), caf::timespan{0});
+}
+
+TEST(config, objstore_timeout_is_the_connect_deadline) {
+  test::silent_listener silent;
+  config cfg;
+  ASSERT_FALSE(load(cfg, {"--objstore.timeout=700ms"}));
+  caf::actor_system sys{cfg};
+  auto start = std::chrono::steady_clock::now();
+  auto w = connect_worker(sys, "127.0.0.1", silent.port());
+  auto took = std::chrono::steady_clock::now() - start;
+  ASSERT_FALSE(w);
+  EXPECT_EQ(code_of(w.error()), errc::timeout) << describe(w.error());
+  EXPECT_GE(took, 650ms);
+  EXPECT_LT(took, 2700ms) << "objstore.timeout was 700 ms, not the default "
+                          << "30 s";
+}
+
+} // namespace
+} // namespace config_test_file

@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "actors/data_plane.hpp"
+#include "actors/dataplane/data_plane.hpp"
 #include "store/codec.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 

@@ -10,7 +10,7 @@
 // with op_failed, invalid_argument or resource_exhausted and yields one value
 // per graph output.
 
-#include "actors/interpreter.hpp"
+#include "actors/exec/interpreter.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 
 using namespace objstore;

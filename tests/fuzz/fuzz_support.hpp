@@ -15,7 +15,7 @@
 #include <caf/binary_deserializer.hpp>
 #include <caf/binary_serializer.hpp>
 
-#include "actors/op_registry.hpp"
+#include "actors/exec/op_registry.hpp"
 #include "messages/graph.hpp"
 #include "store/error.hpp"
 

@@ -19,8 +19,8 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
-#include "actors/local_cluster.hpp"
-#include "actors/node.hpp"
+#include "actors/testing/local_cluster.hpp"
+#include "actors/worker/node.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 
 using namespace objstore;

@@ -6,6 +6,9 @@
 
 #include "store/error.hpp"
 
+namespace graph_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -124,3 +127,6 @@ TEST(graph, typed_attributes) {
   EXPECT_NE(message_of(wrong.error()).find("'constant'"), std::string::npos);
   EXPECT_NE(message_of(wrong.error()).find("'dtype'"), std::string::npos);
 }
+
+} // namespace
+} // namespace graph_test_file

@@ -19,6 +19,9 @@
 #include "messages/interfaces.hpp"
 #include "store/error.hpp"
 
+namespace serialization_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -408,3 +411,6 @@ TEST_F(serialization, whole_request_messages) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace serialization_test_file

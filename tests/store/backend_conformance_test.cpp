@@ -19,6 +19,9 @@
 #include "store/memory_backend.hpp"
 #include "store/test_support.hpp"
 
+namespace backend_conformance_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -372,3 +375,6 @@ INSTANTIATE_TEST_SUITE_P(backends, backend_conformance,
                          });
 
 } // namespace
+
+} // namespace
+} // namespace backend_conformance_test_file

@@ -8,6 +8,9 @@
 #include "store/error.hpp"
 #include "store/test_support.hpp"
 
+namespace codec_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -276,3 +279,6 @@ TEST(codec, crafted_counts_are_corrupt_data) {
         << describe(got.error());
   }
 }
+
+} // namespace
+} // namespace codec_test_file

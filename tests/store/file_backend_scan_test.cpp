@@ -39,6 +39,9 @@ void PrintTo(const backend_stats& x, std::ostream* os) {
 
 } // namespace objstore
 
+namespace file_backend_scan_test_file {
+namespace {
+
 namespace {
 
 /// A temp dir holding `root/`, the fs root of the backends under test.
@@ -537,3 +540,6 @@ TEST_F(file_backend_scan_test, stats_are_counters_not_a_walk) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace file_backend_scan_test_file

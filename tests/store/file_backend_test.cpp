@@ -12,6 +12,9 @@
 #include "store/error.hpp"
 #include "store/test_support.hpp"
 
+namespace file_backend_test_file {
+namespace {
+
 using namespace objstore;
 namespace fs = std::filesystem;
 
@@ -400,3 +403,6 @@ TEST_F(file_backend_test, corrupt_files_are_corrupt_data_and_the_store_works) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace file_backend_test_file

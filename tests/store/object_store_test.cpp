@@ -11,6 +11,9 @@
 #include "store/error.hpp"
 #include "store/test_support.hpp"
 
+namespace object_store_test_file {
+namespace {
+
 using namespace objstore;
 namespace fs = std::filesystem;
 
@@ -323,3 +326,6 @@ TEST(errc, every_code_has_a_distinct_name) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace object_store_test_file

@@ -11,6 +11,9 @@
 #include "store/object_store.hpp"
 #include "store/test_support.hpp"
 
+namespace uri_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -236,3 +239,6 @@ TEST(mem_id_generator, fixed_prefix_counts_up) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace uri_test_file

@@ -7,6 +7,9 @@
 #include "store/error.hpp"
 #include "store/test_support.hpp"
 
+namespace value_test_file {
+namespace {
+
 using namespace objstore;
 
 namespace {
@@ -306,3 +309,6 @@ TEST(memory_budget, buffers_are_charged_and_give_their_bytes_back) {
 }
 
 } // namespace
+
+} // namespace
+} // namespace value_test_file
