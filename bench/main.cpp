@@ -68,6 +68,20 @@ bool parse_size(const std::string& text, size_t& out) {
   return true;
 }
 
+/// Parses "n,n,..." of positive sizes; false for an empty list or a bad
+/// item.
+bool parse_sizes(const std::string& text, std::vector<size_t>& out) {
+  out.clear();
+  std::stringstream in{text};
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t n = 0;
+    if (!parse_size(item, n) || n == 0)
+      return false;
+    out.push_back(n);
+  }
+  return !out.empty();
+}
+
 std::string read_first(const char* path, const std::string& prefix) {
   std::ifstream in{path};
   std::string text;
@@ -169,14 +183,7 @@ int main(int argc, char** argv) {
     } else if (key == "--samples") {
       ok = parse_size(value, opts.rtt_samples) && opts.rtt_samples > 0;
     } else if (key == "--tasks") {
-      opts.task_counts.clear();
-      std::stringstream in{value};
-      for (std::string item; ok && std::getline(in, item, ',');) {
-        size_t n = 0;
-        ok = parse_size(item, n) && n > 0;
-        opts.task_counts.push_back(n);
-      }
-      ok = ok && !opts.task_counts.empty();
+      ok = parse_sizes(value, opts.task_counts);
     } else if (key == "--submitters") {
       ok = parse_size(value, opts.submitters) && opts.submitters > 0;
     } else if (key == "--handles") {
@@ -192,14 +199,7 @@ int main(int argc, char** argv) {
     } else if (arg == "--shuffle-cold") {
       opts.shuffle_cold = true;
     } else if (key == "--shuffle-parties") {
-      opts.shuffle_parties.clear();
-      std::stringstream in{value};
-      for (std::string item; ok && std::getline(in, item, ',');) {
-        size_t n = 0;
-        ok = parse_size(item, n) && n > 0;
-        opts.shuffle_parties.push_back(n);
-      }
-      ok = ok && !opts.shuffle_parties.empty();
+      ok = parse_sizes(value, opts.shuffle_parties);
     } else if (key == "--max-transfers-per-worker") {
       ok = parse_size(value, opts.max_transfers_per_worker)
            && opts.max_transfers_per_worker > 0;

@@ -412,7 +412,7 @@ std::string loadavg() {
 }
 
 size_t thread_count_self() {
-  // Raw read(2): the sampler reads this every millisecond.
+  // Raw read(2): the sampler reads this every few milliseconds.
   int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return 0;

@@ -126,7 +126,7 @@ size_t thread_count_self();
 class thread_sampler {
 public:
   explicit thread_sampler(std::chrono::microseconds period
-                          = std::chrono::milliseconds{1});
+                          = std::chrono::milliseconds{5});
   thread_sampler(const thread_sampler&) = delete;
   thread_sampler& operator=(const thread_sampler&) = delete;
   ~thread_sampler() { stop(); }

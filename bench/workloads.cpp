@@ -28,18 +28,6 @@ using namespace std::chrono_literals;
 
 constexpr caf::timespan request_timeout = std::chrono::seconds{60};
 
-/// A workload failed; the message names the step.
-struct failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template<class T>
-T must(caf::expected<T> x, const std::string& what) {
-  if (!x)
-    throw failure(what + ": " + describe(x.error()));
-  return std::move(*x);
-}
-
 /// What every workload of one mode shares.
 struct context {
   context(const options& o, std::string m, caf::actor_system& s, driver& d,

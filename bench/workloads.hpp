@@ -1,17 +1,33 @@
 #pragma once
 
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <caf/fwd.hpp>
 
 #include "bench/bench_util.hpp"
+#include "store/error.hpp"
 
 namespace objstore {
 struct driver_actor_options;
 } // namespace objstore
 
 namespace objstore::bench {
+
+/// A workload failed; the message names the step.
+struct failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// The value of `x`, or throws `failure` naming `what` and the error.
+template<class T>
+T must(caf::expected<T> x, const std::string& what) {
+  if (!x)
+    throw failure(what + ": " + describe(x.error()));
+  return std::move(*x);
+}
 
 /// Runs the selected workloads against 2 objstore-node processes on
 /// loopback, then `shuffle_scaling` on clusters of its own; prints one
