@@ -33,6 +33,16 @@ struct options {
   size_t gc_handles = 1'000'000;
   size_t gc_per_task = 10'000;
   size_t gc_reps = 3;
+  /// Size of the table `shuffle_scaling` repartitions, and over how many
+  /// worker processes (one line per count, ratios against the first).
+  size_t shuffle_mib = 64;
+  std::vector<size_t> shuffle_parties{2, 4, 8};
+  /// Skip connecting every pair of workers one at a time before the
+  /// shuffles (their first moves then connect all pairs at once).
+  bool shuffle_cold = false;
+  /// Driver's transfers in flight per source worker; 0: the driver's
+  /// default.
+  size_t max_transfers_per_worker = 0;
   /// "both", "processes" or "inproc".
   std::string mode = "both";
   /// Workloads to run (empty: all).

@@ -1,6 +1,7 @@
 // objstore-bench: the workloads of DESIGN.md §11 on 2 worker processes on
 // loopback and on an in-process cluster, one JSON object per line, each
-// with its baseline (bare CAF round trip, raw TCP pump) from the same run.
+// with its baseline (bare CAF round trip, raw TCP pump) from the same run;
+// and shuffle_scaling over 2, 4 and 8 worker processes (issue 15).
 //
 //   objstore-bench [--quick] [--mode=both|processes|inproc] [--reps=N] ...
 //
@@ -30,6 +31,7 @@ constexpr const char* usage = R"(usage: objstore-bench [options]
   --only=a,b,...          workloads: task_rtt tasks_per_s put_gbps fetch_gbps
                           transfer_gbps rtt_under_transfer control_under_load
                           driver_bytes_per_task release_ms gc_handles
+                          shuffle_scaling (processes mode only)
   --size-mib=N            bulk object size (default 256)
   --reps=N                repetitions of throughput workloads (default 5)
   --samples=N             round trips per latency workload (default 2000)
@@ -40,6 +42,14 @@ constexpr const char* usage = R"(usage: objstore-bench [options]
   --gc-handles=N          handles created and dropped by gc (1000000)
   --gc-per-task=N         outputs per fan-out task of gc (10000)
   --gc-reps=N             repetitions of gc (3)
+  --shuffle-mib=N         table shuffle_scaling repartitions (64; quick 8)
+  --shuffle-parties=N,... worker processes of shuffle_scaling, one line
+                          per count, ratios to the first (2,4,8)
+  --shuffle-cold          no warm-up transfer per worker pair before
+                          shuffle_scaling (first moves connect the pairs)
+  --max-transfers-per-worker=N
+                          driver's transfers in flight per source worker
+                          (default: driver's)
   --node=PATH             objstore-node to spawn (default: built one)
   --node-arg=ARG          extra argument for every worker (repeatable)
   --caf=KEY=VALUE         CAF option for the driver and the worker processes
@@ -58,6 +68,20 @@ bool parse_size(const std::string& text, size_t& out) {
   return true;
 }
 
+/// Parses "n,n,..." of positive sizes; false for an empty list or a bad
+/// item.
+bool parse_sizes(const std::string& text, std::vector<size_t>& out) {
+  out.clear();
+  std::stringstream in{text};
+  for (std::string item; std::getline(in, item, ',');) {
+    size_t n = 0;
+    if (!parse_size(item, n) || n == 0)
+      return false;
+    out.push_back(n);
+  }
+  return !out.empty();
+}
+
 std::string read_first(const char* path, const std::string& prefix) {
   std::ifstream in{path};
   std::string text;
@@ -71,15 +95,6 @@ std::string read_first(const char* path, const std::string& prefix) {
   return "unknown";
 }
 
-/// The 1, 5 and 15 minute load averages (other work on the machine
-/// skews every number here).
-std::string loadavg() {
-  std::ifstream in{"/proc/loadavg"};
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 void print_machine(const options& opts) {
   // Appended piece by piece: GCC 12 at -O3 reports a false -Wrestrict for
   // `(cond ? "" : ",") + std::to_string(n)` (operator+ inserting at the
@@ -89,6 +104,12 @@ void print_machine(const options& opts) {
     if (!tasks.empty())
       tasks += ',';
     tasks += std::to_string(n);
+  }
+  std::string shuffle_parties;
+  for (auto n : opts.shuffle_parties) {
+    if (!shuffle_parties.empty())
+      shuffle_parties += ',';
+    shuffle_parties += std::to_string(n);
   }
   std::string caf_options;
   for (auto& kv : opts.caf_options) {
@@ -109,6 +130,9 @@ void print_machine(const options& opts) {
       .count("samples", opts.rtt_samples)
       .str("tasks", tasks)
       .count("gc_handles", opts.gc_handles)
+      .count("shuffle_mib", opts.shuffle_mib)
+      .str("shuffle_parties", shuffle_parties)
+      .flag("shuffle_cold", opts.shuffle_cold)
       .flag("quick", opts.quick)
       .str("node", opts.node_path)
       .str("caf_options", caf_options)
@@ -131,6 +155,7 @@ int main(int argc, char** argv) {
       opts.task_counts = {5000};
       opts.gc_handles = 200'000;
       opts.gc_reps = 1;
+      opts.shuffle_mib = 8;
     }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -158,14 +183,7 @@ int main(int argc, char** argv) {
     } else if (key == "--samples") {
       ok = parse_size(value, opts.rtt_samples) && opts.rtt_samples > 0;
     } else if (key == "--tasks") {
-      opts.task_counts.clear();
-      std::stringstream in{value};
-      for (std::string item; ok && std::getline(in, item, ',');) {
-        size_t n = 0;
-        ok = parse_size(item, n) && n > 0;
-        opts.task_counts.push_back(n);
-      }
-      ok = ok && !opts.task_counts.empty();
+      ok = parse_sizes(value, opts.task_counts);
     } else if (key == "--submitters") {
       ok = parse_size(value, opts.submitters) && opts.submitters > 0;
     } else if (key == "--handles") {
@@ -176,6 +194,15 @@ int main(int argc, char** argv) {
       ok = parse_size(value, opts.gc_per_task) && opts.gc_per_task > 0;
     } else if (key == "--gc-reps") {
       ok = parse_size(value, opts.gc_reps) && opts.gc_reps > 0;
+    } else if (key == "--shuffle-mib") {
+      ok = parse_size(value, opts.shuffle_mib) && opts.shuffle_mib > 0;
+    } else if (arg == "--shuffle-cold") {
+      opts.shuffle_cold = true;
+    } else if (key == "--shuffle-parties") {
+      ok = parse_sizes(value, opts.shuffle_parties);
+    } else if (key == "--max-transfers-per-worker") {
+      ok = parse_size(value, opts.max_transfers_per_worker)
+           && opts.max_transfers_per_worker > 0;
     } else if (key == "--node") {
       opts.node_path = value;
     } else if (key == "--node-arg") {

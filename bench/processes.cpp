@@ -1,5 +1,6 @@
 #include "bench/processes.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <csignal>
@@ -401,6 +402,48 @@ double cpu_seconds_self() {
            + static_cast<double>(tv.tv_usec) / 1e6;
   };
   return sec(ru.ru_utime) + sec(ru.ru_stime);
+}
+
+std::string loadavg() {
+  std::ifstream in{"/proc/loadavg"};
+  std::string a, b, c;
+  in >> a >> b >> c;
+  return a + " " + b + " " + c;
+}
+
+size_t thread_count_self() {
+  // Raw read(2): the sampler reads this every few milliseconds.
+  int fd = ::open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  char buf[4096];
+  auto n = ::read(fd, buf, sizeof(buf) - 1);
+  ::close(fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  auto* line = std::strstr(buf, "\nThreads:");
+  if (line == nullptr)
+    return 0;
+  return static_cast<size_t>(std::strtoull(line + 9, nullptr, 10));
+}
+
+thread_sampler::thread_sampler(std::chrono::microseconds period) {
+  thread_ = std::thread{[this, period] {
+    do {
+      peak_ = std::max(peak_, thread_count_self());
+      ++samples_;
+      std::this_thread::sleep_for(period);
+    } while (!stopping_.load());
+  }};
+}
+
+size_t thread_sampler::stop() {
+  if (thread_.joinable()) {
+    stopping_ = true;
+    thread_.join();
+  }
+  return peak_ > 0 ? peak_ - 1 : 0;
 }
 
 double worker_processes::cpu_seconds() const {

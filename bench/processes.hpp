@@ -1,10 +1,14 @@
 #pragma once
 
-// Child processes of objstore-bench: worker nodes and the raw TCP sink.
-// No CAF here.
+// Child processes of objstore-bench (worker nodes and the raw TCP sink)
+// and what the bench measures of processes (CPU time, threads). No CAF
+// here.
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/types.h>
@@ -106,6 +110,40 @@ double cpu_seconds_of(pid_t pid);
 
 /// CPU seconds (user + system) of this process so far.
 double cpu_seconds_self();
+
+/// The 1, 5 and 15 minute load averages (other work on the machine
+/// skews every number of the bench).
+std::string loadavg();
+
+/// Threads of this process now (`Threads:` of /proc/self/status); 0 if
+/// unreadable.
+size_t thread_count_self();
+
+/// Samples the thread count of this process every `period` on a thread of
+/// its own, from construction until `stop`, and keeps the highest count.
+/// The sampler's own thread is not counted. Not thread-safe: one owner
+/// constructs and stops it.
+class thread_sampler {
+public:
+  explicit thread_sampler(std::chrono::microseconds period
+                          = std::chrono::milliseconds{5});
+  thread_sampler(const thread_sampler&) = delete;
+  thread_sampler& operator=(const thread_sampler&) = delete;
+  ~thread_sampler() { stop(); }
+
+  /// Ends sampling (idempotent); returns the peak without the sampler.
+  size_t stop();
+
+  /// Samples taken (valid after `stop`).
+  size_t samples() const noexcept { return samples_; }
+
+private:
+  std::atomic<bool> stopping_{false};
+  /// Written by the sampling thread only, read after it is joined.
+  size_t peak_ = 0;
+  size_t samples_ = 0;
+  std::thread thread_;
+};
 
 /// Path of this executable (/proc/self/exe), or `argv0` if unreadable.
 std::string self_path(const char* argv0);

@@ -1,9 +1,11 @@
 #include "bench/workloads.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -25,18 +27,6 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr caf::timespan request_timeout = std::chrono::seconds{60};
-
-/// A workload failed; the message names the step.
-struct failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-template<class T>
-T must(caf::expected<T> x, const std::string& what) {
-  if (!x)
-    throw failure(what + ": " + describe(x.error()));
-  return std::move(*x);
-}
 
 /// What every workload of one mode shares.
 struct context {
@@ -1003,13 +993,6 @@ int run_all(context& cx) {
   return failed;
 }
 
-driver_actor_options driver_options(const options& opts) {
-  driver_actor_options result;
-  if (opts.release_delay_us >= 0)
-    result.release_delay = std::chrono::microseconds{opts.release_delay_us};
-  return result;
-}
-
 std::vector<worker_actor> worker_proxies(caf::actor_system& sys,
                                          const cluster_spec& spec) {
   std::vector<worker_actor> result;
@@ -1020,18 +1003,21 @@ std::vector<worker_actor> worker_proxies(caf::actor_system& sys,
   return result;
 }
 
-} // namespace
+/// Whether any workload of the 2-node clusters (`run_all`) is selected.
+bool wants_two_nodes(const options& opts) {
+  constexpr const char* names[]
+      = {"task_rtt",           "tasks_per_s",           "put_gbps",
+         "fetch_gbps",         "transfer_gbps",         "rtt_under_transfer",
+         "control_under_load", "driver_bytes_per_task", "release_ms",
+         "gc_handles"};
+  return std::any_of(std::begin(names), std::end(names),
+                     [&](const char* name) { return opts.wants(name); });
+}
 
-int run_processes(const options& opts) {
+int run_two_processes(const options& opts) {
   worker_processes nodes;
   std::string err;
-  auto node_args = opts.node_args;
-  caf::actor_system_config::string_list caf_args;
-  for (auto& kv : opts.caf_options) {
-    node_args.push_back("--" + kv);
-    caf_args.push_back("--" + kv);
-  }
-  if (!nodes.start(opts.node_path, node_args, 2, err)) {
+  if (!nodes.start(opts.node_path, worker_args(opts), 2, err)) {
     json_line{"cluster"}.str("mode", "processes").str("error", err).print();
     return -1;
   }
@@ -1039,20 +1025,9 @@ int run_processes(const options& opts) {
   for (auto port : nodes.ports())
     spec.workers.push_back({"127.0.0.1", port});
   caf::actor_system_config cfg;
-  configure_system(cfg, 2);
-  // As objstore::config does for drivers: objstore-node drops a peer that
-  // is silent for its heartbeat timeout (3 s), so the driver must beat too.
-  cfg.set("middleman.heartbeat-interval", caf::timespan{500ms});
-  cfg.set("middleman.connection-timeout", caf::timespan{3s});
-  if (!caf_args.empty()) {
-    std::istringstream no_ini;
-    if (auto parse_err = cfg.parse(caf_args, no_ini)) {
-      json_line{"cluster"}
-          .str("mode", "processes")
-          .str("error", "bad --caf option: " + cfg.render(parse_err))
-          .print();
-      return -1;
-    }
+  if (err = configure_driver_system(cfg, opts); !err.empty()) {
+    json_line{"cluster"}.str("mode", "processes").str("error", err).print();
+    return -1;
   }
   caf::actor_system sys{cfg};
   try {
@@ -1079,7 +1054,56 @@ int run_processes(const options& opts) {
   }
 }
 
+} // namespace
+
+driver_actor_options driver_options(const options& opts) {
+  driver_actor_options result;
+  if (opts.release_delay_us >= 0)
+    result.release_delay = std::chrono::microseconds{opts.release_delay_us};
+  if (opts.max_transfers_per_worker > 0)
+    result.max_transfers_per_worker = opts.max_transfers_per_worker;
+  return result;
+}
+
+std::vector<std::string> worker_args(const options& opts) {
+  auto result = opts.node_args;
+  for (auto& kv : opts.caf_options)
+    result.push_back("--" + kv);
+  return result;
+}
+
+std::string configure_driver_system(caf::actor_system_config& cfg,
+                                    const options& opts) {
+  configure_system(cfg, 2);
+  // As objstore::config does for drivers: objstore-node drops a peer that
+  // is silent for its heartbeat timeout (3 s), so the driver must beat too.
+  cfg.set("middleman.heartbeat-interval", caf::timespan{500ms});
+  cfg.set("middleman.connection-timeout", caf::timespan{3s});
+  if (opts.caf_options.empty())
+    return {};
+  caf::actor_system_config::string_list caf_args;
+  for (auto& kv : opts.caf_options)
+    caf_args.push_back("--" + kv);
+  std::istringstream no_ini;
+  if (auto err = cfg.parse(caf_args, no_ini))
+    return "bad --caf option: " + cfg.render(err);
+  return {};
+}
+
+int run_processes(const options& opts) {
+  int failed = 0;
+  if (wants_two_nodes(opts)) {
+    auto n = run_two_processes(opts);
+    failed += n < 0 ? 1 : n;
+  }
+  if (opts.wants("shuffle_scaling"))
+    failed += run_shuffle_scaling(opts);
+  return failed;
+}
+
 int run_inproc(const options& opts) {
+  if (!wants_two_nodes(opts))
+    return 0;
   local_cluster_options lo;
   lo.workers = 2;
   lo.policy = fetch_policy::allow;
