@@ -101,7 +101,7 @@ int64_t total_rows(driver& drv, const host_var& x) {
   auto counts = must(drv.run(b.build(), {x}), "num_rows");
   int64_t sum = 0;
   for (auto r : counts[0].parties()) {
-    auto v = must(drv.fetch(counts[0], r), "fetch num_rows");
+    auto v = must(drv.fetch(r, counts[0]), "fetch num_rows");
     sum += v->as_tensor().values<int64_t>()[0];
   }
   return sum;
