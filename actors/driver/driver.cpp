@@ -349,13 +349,26 @@ std::vector<size_t> driver::wait_any(const std::vector<pending_run*>& runs,
   return result;
 }
 
-caf::expected<value_ptr> driver::fetch(uint32_t rank, const host_var& x) {
+namespace {
+
+/// The URI of `x`'s part on `rank`, or why a call cannot use it: the part
+/// is missing (invalid_argument) or of a worker's earlier incarnation.
+caf::expected<std::string> live_uri(uint32_t rank, const host_var& x) {
   auto uri = x.uri(rank);
   if (!uri)
     return make_error(errc::invalid_argument,
                       "variable has no value on rank " + std::to_string(rank));
   if (auto err = stale_error(*x.part(rank)))
     return err;
+  return *uri;
+}
+
+} // namespace
+
+caf::expected<value_ptr> driver::fetch(uint32_t rank, const host_var& x) {
+  auto uri = live_uri(rank, x);
+  if (!uri)
+    return std::move(uri.error());
   auto v = ask<wire_value>(fetch_atom::value, rank, *uri);
   if (!v)
     return std::move(v.error());
@@ -363,12 +376,9 @@ caf::expected<value_ptr> driver::fetch(uint32_t rank, const host_var& x) {
 }
 
 caf::error driver::erase(uint32_t rank, const host_var& x) {
-  auto uri = x.uri(rank);
+  auto uri = live_uri(rank, x);
   if (!uri)
-    return make_error(errc::invalid_argument,
-                      "variable has no value on rank " + std::to_string(rank));
-  if (auto err = stale_error(*x.part(rank)))
-    return err;
+    return std::move(uri.error());
   auto ok = ask<bool>(erase_atom::value, rank, *uri);
   return ok ? caf::error{} : std::move(ok.error());
 }

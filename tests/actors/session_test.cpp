@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "actors/cluster_fixture.hpp"
+#include "actors/test_pki.hpp"
 #include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
 
@@ -29,19 +30,6 @@ using namespace objstore::test;
 using namespace std::chrono_literals;
 
 namespace {
-
-/// A throwaway PKI made by .ci/make-test-certs for the TLS variant.
-std::filesystem::path make_pki() {
-  char templ[] = "/tmp/objstore-session-pki-XXXXXX";
-  if (::mkdtemp(templ) == nullptr)
-    return {};
-  std::filesystem::path dir = templ;
-  auto cmd = std::string{OBJSTORE_SOURCE_DIR} + "/.ci/make-test-certs "
-             + dir.string() + " >/dev/null 2>&1";
-  if (std::system(cmd.c_str()) != 0)
-    return {};
-  return dir;
-}
 
 /// Runs every test over plain loopback and over mutual TLS (where another
 /// client holds a certificate of the same cluster CA).
@@ -55,12 +43,8 @@ protected:
     opts.driver.timeout = 10s;
     adjust(opts);
     if (GetParam()) {
-      pki_ = make_pki();
-      ASSERT_FALSE(pki_.empty()) << "cannot make test certificates";
-      auto f = [&](const std::string& name) {
-        return (pki_ / name).string();
-      };
-      opts.tls = {f("node0.pem"), f("node0.key"), f("ca.pem"), {}};
+      opts.tls = {
+          pki_file("node0.pem"), pki_file("node0.key"), pki_file("ca.pem"), {}};
     }
     auto c = local_cluster::start(opts);
     ASSERT_TRUE(c) << describe(c.error());
@@ -73,8 +57,6 @@ protected:
   void TearDown() override {
     victim_.reset();
     cluster_.reset();
-    if (!pki_.empty())
-      std::filesystem::remove_all(pki_);
   }
 
   /// Changes the cluster's options before it starts (derived fixtures).
@@ -127,7 +109,6 @@ protected:
     return st ? *st : worker_stats{};
   }
 
-  std::filesystem::path pki_;
   std::unique_ptr<local_cluster> cluster_;
   std::unique_ptr<driver> victim_;
 };

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "actors/system.hpp"
+#include "actors/test_pki.hpp"
 #include "actors/worker/endpoint.hpp"
 #include "apps/process_support.hpp"
 
@@ -147,12 +148,8 @@ TEST_F(embedded_driver, connect_to_a_stopped_worker_fails_at_the_deadline) {
 }
 
 TEST_F(embedded_driver, connect_to_a_stopped_tls_worker_fails_at_the_deadline) {
-  auto pki = dir() / "pki";
-  auto cmd = std::string{OBJSTORE_SOURCE_DIR} + "/.ci/make-test-certs "
-             + pki.string() + " >/dev/null 2>&1";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
-  auto file = [&](const std::string& name) {
-    return (pki / name).string();
+  auto file = [](const std::string& name) {
+    return test::pki_file(name);
   };
   ASSERT_TRUE(
       start_worker(0, worker_flags{}

@@ -12,6 +12,7 @@
 #include <caf/actor_system.hpp>
 
 #include "actors/silent_listener.hpp"
+#include "actors/test_pki.hpp"
 #include "actors/worker/endpoint.hpp"
 #include "store/error.hpp"
 
@@ -182,32 +183,19 @@ std::string read_file(const std::filesystem::path& path) {
   return text.str();
 }
 
-/// Test certificates (.ci/make-test-certs) and an owner-only operator
-/// secret in a temp directory, made once per test binary.
+/// The shared test PKI (test_pki.hpp) plus an owner-only operator secret
+/// beside it, written once per test binary.
 const std::filesystem::path& deployment_files() {
-  struct temp_files {
-    std::filesystem::path dir;
-    ~temp_files() {
-      std::error_code ec;
-      if (!dir.empty())
-        std::filesystem::remove_all(dir, ec);
-    }
-  };
-  static const temp_files files{[] {
-    char templ[] = "/tmp/objstore-config-test-XXXXXX";
-    if (::mkdtemp(templ) == nullptr)
-      return std::filesystem::path{};
-    std::filesystem::path result = templ;
-    auto cmd = std::string{OBJSTORE_SOURCE_DIR} + "/.ci/make-test-certs "
-               + result.string() + " >/dev/null 2>&1";
-    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  static const std::filesystem::path& dir
+      = []() -> const std::filesystem::path& {
+    auto& result = test::pki_dir();
     std::ofstream{result / "operator-secret"} << std::string(64, 's') << '\n';
     std::filesystem::permissions(result / "operator-secret",
                                  std::filesystem::perms::owner_read
                                      | std::filesystem::perms::owner_write);
     return result;
-  }()};
-  return files.dir;
+  }();
+  return dir;
 }
 
 TEST(config, a_non_loopback_worker_without_tls_is_refused) {
