@@ -59,6 +59,12 @@ struct options {
   bool local_shortcut = true;
   /// Driver release delay in microseconds; negative: the driver's default.
   long release_delay_us = -1;
+  /// Driver's stream threshold in bytes; negative: the driver's default
+  /// (0: puts and fetches never stream, the actor-connection baseline).
+  long stream_threshold = -1;
+  /// Size of the `big_roundtrip` object in GiB (it runs only when asked
+  /// for by `--only` or this flag).
+  double size_gib = 4.5;
   bool quick = false;
 
   bool wants(std::string_view workload) const {

@@ -32,7 +32,13 @@ constexpr const char* usage = R"(usage: objstore-bench [options]
                           transfer_gbps rtt_under_transfer control_under_load
                           driver_bytes_per_task release_ms gc_handles
                           shuffle_scaling (processes mode only)
+                          big_roundtrip (only when named)
   --size-mib=N            bulk object size (default 256)
+  --size-gib=X            object size of big_roundtrip (default 4.5); the
+                          workload runs only when named by --only
+  --stream-threshold=N    driver puts and fetches values of >= N bytes over
+                          the workers' data ports (0: never, i.e. over
+                          the actor connection; default: driver's 1 MiB)
   --reps=N                repetitions of throughput workloads (default 5)
   --samples=N             round trips per latency workload (default 2000)
   --tasks=N[,N...]        tasks submitted at once by tasks_per_s, one
@@ -178,6 +184,14 @@ int main(int argc, char** argv) {
           opts.only.insert(item);
     } else if (key == "--size-mib") {
       ok = parse_size(value, opts.size_mib) && opts.size_mib > 0;
+    } else if (key == "--size-gib") {
+      char* end = nullptr;
+      opts.size_gib = std::strtod(value.c_str(), &end);
+      ok = end != value.c_str() && *end == '\0' && opts.size_gib > 0;
+    } else if (key == "--stream-threshold") {
+      size_t n = 0;
+      ok = parse_size(value, n);
+      opts.stream_threshold = static_cast<long>(n);
     } else if (key == "--reps") {
       ok = parse_size(value, opts.reps) && opts.reps > 0;
     } else if (key == "--samples") {

@@ -52,6 +52,10 @@ struct context {
   double idle_task_rtt_us = std::nan("");
   /// The bulk object on rank 0 (made by the put workload or on demand).
   host_var big;
+  /// Raw TCP pump rates of the bulk size (warm, fresh buffer, fresh
+  /// buffer + checksum, fresh huge pages), measured once per mode: the
+  /// ceiling put, fetch and transfer are compared with.
+  std::vector<std::vector<double>> pump;
   /// Ids for tasks sent to the driver actor directly (far from the
   /// driver facade's own counter).
   uint64_t next_task_id = uint64_t{1} << 40;
@@ -536,10 +540,53 @@ void tasks_per_s(context& cx) {
   }
 }
 
+/// The raw TCP pump baselines of this mode (measured on first use).
+const std::vector<std::vector<double>>& pump_baseline(context& cx) {
+  if (!cx.pump.empty())
+    return cx.pump;
+  progress(cx, "raw TCP pump baselines");
+  // Pointer hand-off in-process: only the ceiling is of interest.
+  auto shortcut = cx.mode == "inproc" && cx.opts.local_shortcut;
+  for (auto v : {tcp_variant::warm, tcp_variant::fresh,
+                 tcp_variant::fresh_checksum, tcp_variant::fresh_hugepage}) {
+    if (shortcut && v != tcp_variant::warm) {
+      cx.pump.emplace_back();
+      continue;
+    }
+    std::string err;
+    // Cheap rounds (~0.1 s): at least 10, the ceiling varies run to run.
+    cx.pump.push_back(tcp_pump(cx.opts.self_exe, cx.bulk_bytes(),
+                               std::max<size_t>(cx.opts.reps, 10), v, err));
+    if (cx.pump.back().empty()) {
+      cx.pump.clear();
+      throw failure(std::string{"tcp baseline ("} + to_string(v) + "): " + err);
+    }
+  }
+  return cx.pump;
+}
+
+/// Adds the rates of one bulk workload and their ratio to the warm pump.
+json_line& with_rates(json_line& out, context& cx, const std::string& name,
+                      const std::vector<double>& rates) {
+  auto& tcp = pump_baseline(cx);
+  auto rate = median(rates);
+  auto ceiling = median(tcp[0]);
+  return out.num(name, rate)
+      .num(name + "_min", *std::min_element(rates.begin(), rates.end()))
+      .num(name + "_max", *std::max_element(rates.begin(), rates.end()))
+      .num("tcp_gbps", ceiling)
+      .num("tcp_gbps_min", *std::min_element(tcp[0].begin(), tcp[0].end()))
+      .num("tcp_gbps_max", *std::max_element(tcp[0].begin(), tcp[0].end()))
+      .num("ratio", rate / ceiling)
+      .target("ratio", rate / ceiling, 0.75, true);
+}
+
 void put_gbps(context& cx) {
   auto bytes = cx.bulk_bytes();
   auto v = big_value(bytes);
+  pump_baseline(cx);
   auto base = quiesce(cx, 0);
+  auto streamed0 = must(cx.drv.stats(), "driver stats").streamed_puts;
   std::vector<double> rates;
   for (size_t rep = 0; rep <= cx.opts.reps; ++rep) {
     auto t0 = clock::now();
@@ -554,18 +601,21 @@ void put_gbps(context& cx) {
       settle(cx, 0, base);
     }
   }
-  line(cx, "put_gbps")
-      .num("put_gbps", median(rates))
-      .num("put_gbps_min", *std::min_element(rates.begin(), rates.end()))
-      .num("put_gbps_max", *std::max_element(rates.begin(), rates.end()))
+  auto streamed
+      = must(cx.drv.stats(), "driver stats").streamed_puts - streamed0;
+  auto out = line(cx, "put_gbps");
+  with_rates(out, cx, "put_gbps", rates)
       .count("bytes", bytes)
       .count("reps", cx.opts.reps)
+      .count("streamed", streamed)
       .print();
 }
 
 void fetch_gbps(context& cx) {
   ensure_big(cx);
+  pump_baseline(cx);
   auto bytes = cx.bulk_bytes();
+  auto streamed0 = must(cx.drv.stats(), "driver stats").streamed_fetches;
   std::vector<double> rates;
   for (size_t rep = 0; rep <= cx.opts.reps; ++rep) {
     auto t0 = clock::now();
@@ -577,35 +627,21 @@ void fetch_gbps(context& cx) {
     if (rep > 0)
       rates.push_back(gbps(bytes, s));
   }
-  line(cx, "fetch_gbps")
-      .num("fetch_gbps", median(rates))
-      .num("fetch_gbps_min", *std::min_element(rates.begin(), rates.end()))
-      .num("fetch_gbps_max", *std::max_element(rates.begin(), rates.end()))
+  auto streamed
+      = must(cx.drv.stats(), "driver stats").streamed_fetches - streamed0;
+  auto out = line(cx, "fetch_gbps");
+  with_rates(out, cx, "fetch_gbps", rates)
       .count("bytes", bytes)
       .count("reps", cx.opts.reps)
+      .count("streamed", streamed)
       .print();
 }
 
 void transfer_gbps(context& cx) {
   ensure_big(cx);
   auto bytes = cx.bulk_bytes();
-  progress(cx, "raw TCP pump baselines");
-  std::vector<std::vector<double>> tcp;
-  // Pointer hand-off in-process: only the ceiling is of interest.
+  auto& tcp = pump_baseline(cx);
   auto shortcut = cx.mode == "inproc" && cx.opts.local_shortcut;
-  for (auto v : {tcp_variant::warm, tcp_variant::fresh,
-                 tcp_variant::fresh_checksum, tcp_variant::fresh_hugepage}) {
-    if (shortcut && v != tcp_variant::warm) {
-      tcp.emplace_back();
-      continue;
-    }
-    std::string err;
-    // Cheap rounds (~0.1 s): at least 10, the ceiling varies run to run.
-    tcp.push_back(tcp_pump(cx.opts.self_exe, bytes,
-                           std::max<size_t>(cx.opts.reps, 10), v, err));
-    if (tcp.back().empty())
-      throw failure(std::string{"tcp baseline ("} + to_string(v) + "): " + err);
-  }
   auto base = quiesce(cx, 1);
   std::vector<double> rates;
   for (size_t rep = 0; rep <= cx.opts.reps; ++rep) {
@@ -619,17 +655,8 @@ void transfer_gbps(context& cx) {
   }
   auto src = must(cx.drv.worker_stats_of(0), "stats");
   auto rate = median(rates);
-  auto ceiling = median(tcp[0]);
-  auto ratio = rate / ceiling;
-  line(cx, "transfer_gbps")
-      .num("transfer_gbps", rate)
-      .num("transfer_gbps_min", *std::min_element(rates.begin(), rates.end()))
-      .num("transfer_gbps_max", *std::max_element(rates.begin(), rates.end()))
-      .num("tcp_gbps", ceiling)
-      .num("tcp_gbps_min", *std::min_element(tcp[0].begin(), tcp[0].end()))
-      .num("tcp_gbps_max", *std::max_element(tcp[0].begin(), tcp[0].end()))
-      .num("ratio", ratio)
-      .target("ratio", ratio, 0.6, true)
+  auto out = line(cx, "transfer_gbps");
+  with_rates(out, cx, "transfer_gbps", rates)
       .num("tcp_fresh_buffer_gbps", median(tcp[1]))
       .num("tcp_fresh_buffer_checksum_gbps", median(tcp[2]))
       .num("tcp_fresh_hugepage_gbps", median(tcp[3]))
@@ -639,6 +666,51 @@ void transfer_gbps(context& cx) {
       .count("tcp_rounds", tcp[0].size())
       .count("max_in_flight_bytes", src.transfer_max_in_flight)
       .flag("local_shortcut", shortcut)
+      .print();
+}
+
+/// One object of `--size-gib` (default 4.5 GiB, past every 32-bit length)
+/// put to rank 0 and fetched back: time only. The driver's copy is freed
+/// before the fetch, so two copies are alive at most.
+void big_roundtrip(context& cx) {
+  auto bytes = static_cast<size_t>(cx.opts.size_gib * double(1u << 30)) / 8 * 8;
+  auto n = static_cast<int64_t>(bytes / 8);
+  auto t_make = clock::now();
+  value_ptr v;
+  {
+    auto [t, raw] = tensor::allocate(dtype::int64, {n});
+    auto* p = reinterpret_cast<int64_t*>(raw);
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = i;
+    v = make_value(std::move(t));
+  }
+  auto make_s = seconds_since(t_make);
+  auto t0 = clock::now();
+  auto x = must(cx.drv.put(0, v), "put big object");
+  auto put_s = seconds_since(t0);
+  v.reset();
+  auto t1 = clock::now();
+  auto back = must(cx.drv.fetch(0, x), "fetch big object");
+  auto fetch_s = seconds_since(t1);
+  if (!back || back->size_bytes() != bytes)
+    throw failure("fetch returned "
+                  + std::to_string(back ? back->size_bytes() : 0)
+                  + " bytes, expected " + std::to_string(bytes));
+  auto xs = back->as_tensor().values<int64_t>();
+  for (auto i : {int64_t{0}, n / 2, n - 1})
+    if (xs[static_cast<size_t>(i)] != i)
+      throw failure("element " + std::to_string(i) + " came back as "
+                    + std::to_string(xs[static_cast<size_t>(i)]));
+  back.reset();
+  x.reset();
+  line(cx, "big_roundtrip")
+      .num("size_gib", cx.opts.size_gib)
+      .num("make_s", make_s)
+      .num("put_s", put_s)
+      .num("fetch_s", fetch_s)
+      .num("put_gbps", gbps(bytes, put_s))
+      .num("fetch_gbps", gbps(bytes, fetch_s))
+      .count("bytes", bytes)
       .print();
 }
 
@@ -987,6 +1059,8 @@ int run_all(context& cx) {
   step("driver_bytes_per_task", driver_bytes_per_task);
   step("release_ms", release_ms);
   step("gc_handles", gc_handles);
+  if (cx.opts.only.count("big_roundtrip") > 0)
+    step("big_roundtrip", big_roundtrip);
   cx.big.reset();
   std::fprintf(stderr, "[%s] done in %.2f s\n", cx.mode.c_str(),
                seconds_since(t_mode));
@@ -1009,7 +1083,7 @@ bool wants_two_nodes(const options& opts) {
       = {"task_rtt",           "tasks_per_s",           "put_gbps",
          "fetch_gbps",         "transfer_gbps",         "rtt_under_transfer",
          "control_under_load", "driver_bytes_per_task", "release_ms",
-         "gc_handles"};
+         "gc_handles",         "big_roundtrip"};
   return std::any_of(std::begin(names), std::end(names),
                      [&](const char* name) { return opts.wants(name); });
 }
@@ -1062,6 +1136,8 @@ driver_actor_options driver_options(const options& opts) {
     result.release_delay = std::chrono::microseconds{opts.release_delay_us};
   if (opts.max_transfers_per_worker > 0)
     result.max_transfers_per_worker = opts.max_transfers_per_worker;
+  if (opts.stream_threshold >= 0)
+    result.stream_threshold = static_cast<uint64_t>(opts.stream_threshold);
   return result;
 }
 

@@ -131,6 +131,9 @@ config::config() {
            "(0: none)")
       .add(max_sleep, "max-sleep", "longest 'sleep' op a task may ask for")
       .add(fetch_policy, "fetch-policy", "deny, revealed-only or allow")
+      .add(stream_threshold, "stream-threshold",
+           "drivers: put and fetch values of at least this many bytes over "
+           "the workers' data ports (0: never)")
       .add(operator_secret_file, "operator-secret-file",
            "file with the operator secret (owner-only, >= 32 chars)")
       .add(max_sessions, "max-sessions",
@@ -493,6 +496,11 @@ tls_options config::make_tls_options() const {
 driver_actor_options config::make_driver_options() const {
   driver_actor_options result;
   result.timeout = timeout;
+  result.stream_threshold = stream_threshold;
+  result.data.chunk_size = chunk_size;
+  result.data.window = window;
+  result.data.max_senders = max_senders;
+  result.data.tls = make_tls_options();
   if (auto secret = read_operator_secret())
     result.operator_secret = std::move(*secret); // validate() reported errors
   if (auto x = read_principal()) {

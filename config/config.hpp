@@ -107,6 +107,9 @@ public:
   std::string fetch_policy = "revealed-only";
   /// Deadline of every remote request, and of connecting to each worker.
   caf::timespan timeout = std::chrono::seconds{30};
+  /// Drivers: puts and fetches of values of at least this many bytes
+  /// stream over the workers' data ports (0: never).
+  size_t stream_threshold = driver_actor_options{}.stream_threshold;
   /// Transfer chunk size in bytes.
   size_t chunk_size = 1u << 20;
   /// Transfer credit window in bytes (bytes in flight per transfer).

@@ -51,6 +51,16 @@ using worker_actor = caf::typed_actor<
     /// Returns an object's value if the fetch policy allows it. Idempotent.
     /// Errors: invalid_uri, not_found, permission_denied.
     caf::replies_to<fetch_atom, session_key, std::string>::with<wire_value>,
+    /// `fetch` for values that may be large: a value of at least
+    /// `stream_threshold` payload bytes is not in the reply; the reply
+    /// carries a one-use grant to pull it from this node's data port
+    /// (DESIGN.md §12), valid for the session and a minute at least. The
+    /// grant holds the value, so a release meanwhile cannot free it.
+    /// Smaller values, and every value of a node without a data plane,
+    /// come in the reply. Errors as `fetch`, resource_exhausted (too many
+    /// unused grants and tokens).
+    caf::replies_to<fetch_atom, session_key, std::string,
+                    uint64_t>::with<fetch_reply>,
     /// Drops one hold of the session per listed URI (batched). Not
     /// idempotent; unknown or excess releases are counted, never fatal. A
     /// release with a wrong key is counted as refused and changes nothing.
@@ -81,6 +91,13 @@ using worker_actor = caf::typed_actor<
     /// idempotent (a new token each time). Errors: resource_exhausted (the
     /// session or the node holds too many unused tokens).
     caf::replies_to<expect_atom, session_key>::with<std::string>,
+    /// Prepares a put the session streams to this node's data port itself
+    /// (a value too large for an actor message, or above the driver's
+    /// stream threshold); replies the one-shot token. Only a driver's put
+    /// hello may present it, never a transfer from another node, so the
+    /// stored object counts as put by the session. Not idempotent.
+    /// Errors as `expect`.
+    caf::replies_to<put_atom, session_key, expect_atom>::with<std::string>,
     /// Pushes an object the session holds to worker `target_rank` under
     /// `token` (from the target's `expect`); replies the URI on the
     /// target, held there by the token's session. The target's address is

@@ -186,7 +186,22 @@ struct worker_stats {
   friend bool operator==(const worker_stats&, const worker_stats&) = default;
 };
 
-/// Counters of a driver: what crossed its control plane.
+/// A fetch's reply: the value itself, or, for a value of at least the
+/// threshold the fetch named on a node with a data plane, a one-use grant
+/// to pull it from the worker's data port (`data_plane::pull`) so the
+/// bytes never cross the actor connection.
+struct fetch_reply {
+  wire_value value;
+  std::string grant;
+  /// Payload bytes of the value.
+  uint64_t size_bytes = 0;
+
+  friend bool operator==(const fetch_reply&, const fetch_reply&) = default;
+};
+
+/// Counters of a driver: what crossed its control plane (`bytes_*`:
+/// actor messages) and its data plane (`data_bytes_*`: puts and fetches
+/// streamed to and from workers' data ports).
 struct driver_stats {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
@@ -194,6 +209,11 @@ struct driver_stats {
   uint64_t release_msgs = 0;
   uint64_t releases = 0;
   uint64_t live_handles = 0;
+  uint64_t data_bytes_sent = 0;
+  uint64_t data_bytes_received = 0;
+  /// Puts and fetches that streamed over the data plane.
+  uint64_t streamed_puts = 0;
+  uint64_t streamed_fetches = 0;
 
   friend bool operator==(const driver_stats&, const driver_stats&) = default;
 };
@@ -220,6 +240,12 @@ typename Inspector::result_type inspect(Inspector& f, session_info& x) {
   return f(caf::meta::type_name("objstore::session_info"), x.rank, x.node_id,
            x.policy, x.data_port, x.key, x.operator_access, x.max_object_size,
            x.memory_limit);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, fetch_reply& x) {
+  return f(caf::meta::type_name("objstore::fetch_reply"), x.value, x.grant,
+           x.size_bytes);
 }
 
 template<class Inspector>
@@ -266,7 +292,8 @@ template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, driver_stats& x) {
   return f(caf::meta::type_name("objstore::driver_stats"), x.bytes_sent,
            x.bytes_received, x.requests, x.release_msgs, x.releases,
-           x.live_handles);
+           x.live_handles, x.data_bytes_sent, x.data_bytes_received,
+           x.streamed_puts, x.streamed_fetches);
 }
 
 } // namespace objstore

@@ -39,6 +39,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<peer_info>("objstore::peer_info");
   cfg.add_message_type<session_info>("objstore::session_info");
   cfg.add_message_type<put_request>("objstore::put_request");
+  cfg.add_message_type<fetch_reply>("objstore::fetch_reply");
   cfg.add_message_type<task_request>("objstore::task_request");
   cfg.add_message_type<task_reply>("objstore::task_reply");
   cfg.add_message_type<holder_record>("objstore::holder_record");

@@ -16,8 +16,10 @@ bool deserializer_source::read(std::byte* dst, size_t n) {
 }
 
 caf::error save_wire_value(caf::serializer& f, const wire_value& x) {
-  if (!x.ptr)
-    return make_error(errc::invalid_argument, "null value on the wire");
+  if (!x.ptr) {
+    uint64_t none = 0;
+    return f(none);
+  }
   auto pieces = encode_pieces(*x.ptr);
   uint64_t size = pieces.size();
   if (auto err = f(size))
@@ -41,6 +43,10 @@ caf::error load_wire_value(caf::deserializer& f, wire_value& x,
   uint64_t size = 0;
   if (auto err = f(size))
     return err;
+  if (size == 0) {
+    x.ptr = nullptr;
+    return {};
+  }
   if (size > default_max_wire_value || size > available)
     return make_error(errc::corrupt_data,
                       "wire value claims " + std::to_string(size)

@@ -19,6 +19,13 @@ namespace objstore {
 /// Largest value accepted from the wire by default (payload + header).
 constexpr uint64_t default_max_wire_value = uint64_t{16} << 30;
 
+/// Largest value (payload bytes) that travels inside an actor message:
+/// CAF 0.17's BASP header carries a 32-bit payload length, so a larger
+/// message would corrupt the connection. Larger values stream over the
+/// data plane (puts, fetches, transfers) or are refused before sending.
+constexpr uint64_t max_message_value
+    = (uint64_t{4} << 30) - (uint64_t{1} << 20);
+
 /// A value travelling in a CAF message (driver puts, fetch replies, later
 /// transfer). Within one process the message shares the `value_ptr` (no
 /// copy). Across processes the value is written as the codec's encoding:
@@ -26,6 +33,9 @@ constexpr uint64_t default_max_wire_value = uint64_t{16} << 30;
 /// serializer's raw-bytes path (never element by element); the receiver
 /// decodes straight into fresh buffers and verifies the checksum, so a
 /// corrupt or truncated value fails deserialization instead of arriving.
+///
+/// A null value travels as length 0 (e.g. in a fetch reply that carries a
+/// grant instead); handlers that need a value refuse it.
 struct wire_value {
   value_ptr ptr;
 

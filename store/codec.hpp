@@ -41,6 +41,28 @@ struct encoded_value {
 /// Encodes `x`; the blocks reference `x`'s buffers (keep `x` alive).
 encoded_value encode_pieces(const value& x);
 
+/// `encode_pieces` without the trailing checksum (left 0): for writers that
+/// hash each piece while it is still in cache, as they send it
+/// (`checksum_stream`), instead of reading the whole payload once more
+/// first.
+encoded_value encode_layout(const value& x);
+
+/// Incremental XXH3 64-bit hash: `update` over every byte of an encoding
+/// in order gives the checksum `encode_pieces` puts in its trailer.
+class checksum_stream {
+public:
+  checksum_stream();
+  ~checksum_stream();
+  checksum_stream(const checksum_stream&) = delete;
+  checksum_stream& operator=(const checksum_stream&) = delete;
+
+  void update(std::span<const std::byte> bytes) noexcept;
+  uint64_t digest() const noexcept;
+
+private:
+  void* state_; // XXH3_state_t
+};
+
 /// Encodes `x` into one contiguous byte vector.
 std::vector<std::byte> encode(const value& x);
 

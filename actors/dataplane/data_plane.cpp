@@ -34,12 +34,20 @@ namespace objstore {
 namespace data_plane_wire {
 
 constexpr char hello_magic[4] = {'O', 'S', 'X', 'F'};
+constexpr char pull_magic[4] = {'O', 'S', 'X', 'P'};
+constexpr char put_magic[4] = {'O', 'S', 'X', 'D'};
 constexpr uint32_t protocol_version = 1;
 constexpr size_t token_size = 32;
 constexpr size_t max_chunk = 64u << 20;
 constexpr size_t max_message = 64u << 10;
 
-enum frame_type : uint32_t { chunk = 1, credit = 2, ok = 3, failure = 4 };
+enum frame_type : uint32_t {
+  chunk = 1,
+  credit = 2,
+  ok = 3,
+  failure = 4,
+  begin = 5
+};
 
 struct frame {
   uint32_t type = 0;
@@ -262,12 +270,23 @@ void raise_high_mark(std::atomic<uint64_t>& mark, uint64_t value) {
 
 /// Runs a send callback; an exception from it must not end a sender
 /// thread (the node would lose a sender for good).
-void complete(send_callback& done, caf::expected<std::string> result) {
+template<class Callback, class Result>
+void complete(Callback& done, Result result) {
   try {
     done(std::move(result));
   } catch (...) {
     // nothing sensible to do with it here
   }
+}
+
+/// The error a failure frame carries.
+caf::error refusal_of(const frame& f, const std::string& body,
+                      const std::string& what) {
+  auto code = f.arg <= static_cast<uint64_t>(errc::unsupported)
+                  ? static_cast<errc>(f.arg)
+                  : errc::io_error;
+  return make_error(code == errc::none ? errc::io_error : code,
+                    what + ": target refused: " + body);
 }
 
 } // namespace data_plane_wire
@@ -302,6 +321,8 @@ struct data_plane::inbound {
   std::unique_ptr<byte_stream> stream;
   hello h{};
   transfer_ticket ticket;
+  /// The value a pull takes (null for a push).
+  value_ptr offered;
   /// Bytes counted in `receiving_bytes_` for this transfer.
   uint64_t reserved = 0;
 
@@ -311,6 +332,24 @@ struct data_plane::inbound {
     stream.reset();
     if (fd >= 0)
       ::close(fd);
+  }
+};
+
+/// An outbound connection (push or pull), owned by a sender thread and
+/// listed for `stop()` while it is open.
+struct data_plane::outbound {
+  data_plane* owner = nullptr;
+  fd_owner fd;
+  std::unique_ptr<byte_stream> stream;
+
+  outbound() = default;
+  outbound(const outbound&) = delete;
+  ~outbound() {
+    stream.reset();
+    if (owner != nullptr) {
+      std::lock_guard guard{owner->mtx_};
+      std::erase(owner->outgoing_fds_, fd.fd);
+    }
   }
 };
 
@@ -350,6 +389,28 @@ data_plane::start(data_plane_options options, adopt_fn adopt) {
   if (result->wake_fd_ < 0)
     return make_error(errc::io_error, std::string{"data plane eventfd: "}
                                           + std::strerror(errno));
+  if (opts.listen) {
+    if (auto err = result->bind_listener())
+      return err;
+  }
+  try {
+    result->gate_ = std::thread{[ptr = result.get()] {
+      ptr->gate_loop();
+    }};
+  } catch (const std::system_error& e) {
+    return make_error(errc::resource_exhausted,
+                      std::string{"data plane cannot start its thread: "}
+                          + e.what());
+  }
+  if (opts.listen && opts.local_shortcut) {
+    std::lock_guard guard{registry_mtx};
+    registry[result->port_] = result;
+  }
+  return result;
+}
+
+caf::error data_plane::bind_listener() {
+  auto& opts = options_;
   fd_owner fd{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
   if (fd.fd < 0)
     return make_error(errc::io_error, std::string{"data plane socket: "}
@@ -370,22 +431,9 @@ data_plane::start(data_plane_options options, adopt_fn adopt) {
                                           + std::strerror(errno));
   socklen_t len = sizeof(addr);
   ::getsockname(fd.fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  result->port_ = ntohs(addr.sin_port);
-  result->listen_fd_ = std::exchange(fd.fd, -1);
-  try {
-    result->gate_ = std::thread{[ptr = result.get()] {
-      ptr->gate_loop();
-    }};
-  } catch (const std::system_error& e) {
-    return make_error(errc::resource_exhausted,
-                      std::string{"data plane cannot start its thread: "}
-                          + e.what());
-  }
-  if (opts.local_shortcut) {
-    std::lock_guard guard{registry_mtx};
-    registry[result->port_] = result;
-  }
-  return result;
+  port_ = ntohs(addr.sin_port);
+  listen_fd_ = std::exchange(fd.fd, -1);
+  return {};
 }
 
 data_plane::~data_plane() {
@@ -425,10 +473,9 @@ void data_plane::stop() {
   work_.notify_all();
   for (auto& job : dropped) {
     counters_.failed_out.fetch_add(1);
-    complete(job.done,
-             make_error(errc::object_lost, "transfer to " + job.host + ":"
-                                               + std::to_string(job.port)
-                                               + ": node is stopping"));
+    fail_job(job, make_error(errc::object_lost, "transfer to " + job.host + ":"
+                                                    + std::to_string(job.port)
+                                                    + ": node is stopping"));
   }
   std::vector<std::thread> senders;
   {
@@ -472,6 +519,24 @@ uint64_t data_plane::receiving_bytes() {
 
 caf::expected<std::string> data_plane::expect(uint64_t session,
                                               clock::time_point deadline) {
+  return add_token(session, deadline, nullptr, false);
+}
+
+caf::expected<std::string> data_plane::expect_put(uint64_t session,
+                                                  clock::time_point deadline) {
+  return add_token(session, deadline, nullptr, true);
+}
+
+caf::expected<std::string> data_plane::offer(uint64_t session, value_ptr x,
+                                             clock::time_point deadline) {
+  if (!x)
+    return make_error(errc::invalid_argument, "offer of a null value");
+  return add_token(session, deadline, std::move(x), false);
+}
+
+caf::expected<std::string> data_plane::add_token(uint64_t session,
+                                                 clock::time_point deadline,
+                                                 value_ptr offered, bool put) {
   auto token = random_token();
   if (!token)
     return token;
@@ -497,7 +562,8 @@ caf::expected<std::string> data_plane::expect(uint64_t session,
   }
   auto at = expiry_.emplace(deadline, *token);
   auto [i, added] = tokens_.try_emplace(
-      *token, token_entry{transfer_ticket{*token, session, deadline}, at});
+      *token, token_entry{transfer_ticket{*token, session, deadline, put},
+                          std::move(offered), at});
   if (!added) { // 2^-128: the kernel's randomness is broken
     expiry_.erase(at);
     return make_error(errc::io_error, "transfer token collision");
@@ -529,12 +595,13 @@ void data_plane::purge_expired_tokens(clock::time_point now) {
     drop_token(tokens_.find(expiry_.begin()->second));
 }
 
-caf::expected<transfer_ticket> data_plane::claim(const std::string& token) {
+caf::expected<data_plane::claimed_token>
+data_plane::claim(const std::string& token) {
   std::lock_guard guard{mtx_};
   return claim_locked(token);
 }
 
-caf::expected<transfer_ticket>
+caf::expected<data_plane::claimed_token>
 data_plane::claim_locked(const std::string& token) {
   auto i = tokens_.find(token);
   if (i == tokens_.end()) {
@@ -542,12 +609,12 @@ data_plane::claim_locked(const std::string& token) {
     return make_error(errc::permission_denied,
                       "transfer token unknown or already used");
   }
-  auto ticket = i->second.ticket;
+  claimed_token result{i->second.ticket, std::move(i->second.offered)};
   drop_token(i);
   purge_expired_tokens(clock::now());
-  if (ticket.deadline < clock::now())
+  if (result.ticket.deadline < clock::now())
     return make_error(errc::timeout, "transfer token expired");
-  return ticket;
+  return result;
 }
 
 // -- receiving ----------------------------------------------------------------
@@ -736,8 +803,11 @@ void data_plane::admit(std::unique_ptr<pending_connection> c) {
     say_goodbye(*c->stream, err);
   };
   auto& h = c->h;
-  if (std::memcmp(h.magic, hello_magic, sizeof(hello_magic)) != 0
-      || h.version != protocol_version) {
+  auto is_pull = std::memcmp(h.magic, pull_magic, sizeof(pull_magic)) == 0;
+  auto is_put = std::memcmp(h.magic, put_magic, sizeof(put_magic)) == 0;
+  auto is_push = std::memcmp(h.magic, hello_magic, sizeof(hello_magic)) == 0;
+  if (!(is_pull || is_put || is_push) || h.version != protocol_version
+      || (is_pull && h.total != 0)) {
     refuse(make_error(errc::corrupt_data, "transfer: bad hello"));
     return;
   }
@@ -766,12 +836,26 @@ void data_plane::admit(std::unique_ptr<pending_connection> c) {
       return;
     }
     // Presenting a token uses it, whatever follows: one-shot.
-    auto ticket = claim_locked(std::string{h.token, token_size});
-    if (!ticket) {
+    auto claimed = claim_locked(std::string{h.token, token_size});
+    if (!claimed) {
       guard.unlock();
-      refuse(ticket.error());
+      refuse(claimed.error());
       return;
     }
+    auto& got = *claimed;
+    auto kind = got.offered      ? "a pull grant"
+                : got.ticket.put ? "for a driver's put"
+                                 : "for a transfer";
+    if (is_pull != (got.offered != nullptr) || is_put != got.ticket.put) {
+      guard.unlock();
+      refuse(make_error(errc::permission_denied,
+                        std::string{"transfer token is "} + kind + ", not "
+                            + (is_pull  ? "for a pull"
+                               : is_put ? "for a driver's put"
+                                        : "for a transfer")));
+      return;
+    }
+    in->offered = std::move(claimed->offered);
     if (options_.max_object_size > 0 && h.total > options_.max_object_size) {
       guard.unlock();
       refuse(make_error(errc::resource_exhausted,
@@ -792,7 +876,7 @@ void data_plane::admit(std::unique_ptr<pending_connection> c) {
       in->reserved = h.total;
       receiving_bytes_ += h.total;
     }
-    in->ticket = std::move(*ticket);
+    in->ticket = std::move(claimed->ticket);
     ++active_;
     ++active_per_peer_[c->peer];
     active_fds_.push_back(c->fd);
@@ -805,7 +889,10 @@ void data_plane::admit(std::unique_ptr<pending_connection> c) {
   try {
     std::thread{[this, raw] {
       std::unique_ptr<inbound> owned{raw};
-      serve(*owned);
+      if (owned->offered)
+        serve_pull(*owned);
+      else
+        serve(*owned);
       finish(std::move(owned));
     }}.detach();
   } catch (const std::system_error& e) {
@@ -884,9 +971,16 @@ void data_plane::serve(inbound& in) {
 
 caf::expected<std::string> data_plane::deliver_local(const std::string& token,
                                                      value_ptr x) {
-  auto ticket = claim(token);
-  if (!ticket)
-    return std::move(ticket.error());
+  auto claimed = claim(token);
+  if (!claimed)
+    return std::move(claimed.error());
+  if (claimed->offered || claimed->ticket.put)
+    return make_error(errc::permission_denied,
+                      claimed->offered
+                          ? "transfer token is a pull grant, not for a "
+                            "transfer"
+                          : "transfer token is for a driver's put, not for "
+                            "a transfer");
   if (options_.memory_left) {
     auto left = options_.memory_left();
     if (auto err = memory_refusal(x->size_bytes(), left, receiving_bytes())) {
@@ -894,7 +988,7 @@ caf::expected<std::string> data_plane::deliver_local(const std::string& token,
       return err;
     }
   }
-  auto uri = adopt_(*ticket, std::move(x));
+  auto uri = adopt_(claimed->ticket, std::move(x));
   if (uri) {
     counters_.transfers_in.fetch_add(1);
     counters_.local_handoffs.fetch_add(1);
@@ -902,19 +996,105 @@ caf::expected<std::string> data_plane::deliver_local(const std::string& token,
   return uri;
 }
 
+void data_plane::serve_pull(inbound& in) {
+  auto& stream = *in.stream;
+  auto what = "pull by " + in.peer;
+  auto pieces = encode_layout(*in.offered);
+  stream.deadline(clock::now() + options_.io_timeout);
+  if (send_frame(stream, begin, pieces.size(), {}) != 0) {
+    counters_.failed_out.fetch_add(1);
+    return;
+  }
+  auto sent = send_encoded(stream, pieces, what);
+  if (!sent) {
+    counters_.failed_out.fetch_add(1);
+    return;
+  }
+  counters_.pulls_served.fetch_add(1);
+  counters_.transfers_out.fetch_add(1);
+  counters_.bytes_out.fetch_add(pieces.size());
+}
+
 // -- sending ------------------------------------------------------------------
+
+std::shared_ptr<data_plane> data_plane::local_peer(const std::string& host,
+                                                   uint16_t port) {
+  if (!options_.local_shortcut || !is_loopback(host))
+    return nullptr;
+  std::lock_guard guard{registry_mtx};
+  auto i = registry.find(port);
+  if (i == registry.end())
+    return nullptr;
+  auto target = i->second.lock();
+  return target && target->options_.local_shortcut ? target : nullptr;
+}
 
 void data_plane::send_async(const std::string& host, uint16_t port,
                             const std::string& token, value_ptr x,
                             send_callback done) {
   auto what = "transfer to " + host + ":" + std::to_string(port);
+  if (!x) {
+    counters_.failed_out.fetch_add(1);
+    complete(done, make_error(errc::invalid_argument, what + ": null value"));
+    return;
+  }
+  enqueue(send_job{host,
+                   port,
+                   token,
+                   std::move(x),
+                   std::move(done),
+                   {},
+                   false,
+                   clock::now() + options_.io_timeout});
+}
+
+void data_plane::put_async(const std::string& host, uint16_t port,
+                           const std::string& token, value_ptr x,
+                           send_callback done) {
+  if (!x) {
+    counters_.failed_out.fetch_add(1);
+    complete(done, make_error(errc::invalid_argument, "put to " + host + ":"
+                                                          + std::to_string(port)
+                                                          + ": null value"));
+    return;
+  }
+  enqueue(send_job{host,
+                   port,
+                   token,
+                   std::move(x),
+                   std::move(done),
+                   {},
+                   true,
+                   clock::now() + options_.io_timeout});
+}
+
+void data_plane::pull_async(const std::string& host, uint16_t port,
+                            const std::string& grant, pull_callback done) {
+  enqueue(send_job{host,
+                   port,
+                   grant,
+                   nullptr,
+                   {},
+                   std::move(done),
+                   false,
+                   clock::now() + options_.io_timeout});
+}
+
+void data_plane::fail_job(send_job& job, caf::error err) {
+  if (job.pulled)
+    complete(job.pulled, caf::expected<value_ptr>{std::move(err)});
+  else
+    complete(job.done, caf::expected<std::string>{std::move(err)});
+}
+
+void data_plane::enqueue(send_job job) {
+  auto what = (job.pulled ? "pull from " : "transfer to ") + job.host + ":"
+              + std::to_string(job.port);
   auto refuse = [&](caf::error err) {
     counters_.failed_out.fetch_add(1);
-    complete(done, std::move(err));
+    fail_job(job, std::move(err));
   };
-  if (!x)
-    return refuse(make_error(errc::invalid_argument, what + ": null value"));
-  if (token.size() != token_size)
+  if (job.token.size() != token_size)
     return refuse(
         make_error(errc::invalid_argument, what + ": malformed token"));
   std::unique_lock guard{mtx_};
@@ -931,22 +1111,21 @@ void data_plane::send_async(const std::string& host, uint16_t port,
             + " pushes already wait for a sender (limit max_queued_sends)"));
   }
   auto was_empty = queue_.empty();
-  queue_.push_back(send_job{host, port, token, std::move(x), std::move(done),
-                            clock::now() + options_.io_timeout});
+  queue_.push_back(std::move(job));
   if (queue_.size() > idle_senders_ && senders_.size() < options_.max_senders) {
     try {
       senders_.emplace_back([this] { sender_loop(); });
     } catch (const std::system_error& e) {
       if (senders_.empty()) {
-        // Nobody would ever take the push: fail it now, typed.
-        auto job = std::move(queue_.back());
+        // Nobody would ever take the job: fail it now, typed.
+        auto last = std::move(queue_.back());
         queue_.pop_back();
         guard.unlock();
         counters_.refused_sends.fetch_add(1);
         counters_.failed_out.fetch_add(1);
-        complete(job.done, make_error(errc::resource_exhausted,
-                                      what + ": cannot start a sender thread ("
-                                          + e.what() + ")"));
+        fail_job(last, make_error(errc::resource_exhausted,
+                                  what + ": cannot start a sender thread ("
+                                      + e.what() + ")"));
         return;
       }
       // A running sender takes it when it is free.
@@ -954,7 +1133,7 @@ void data_plane::send_async(const std::string& host, uint16_t port,
   }
   work_.notify_one();
   if (was_empty)
-    wake_gate(); // the gate watches the oldest push's start deadline
+    wake_gate(); // the gate watches the oldest job's start deadline
 }
 
 caf::expected<std::string> data_plane::send(const std::string& host,
@@ -970,6 +1149,17 @@ caf::expected<std::string> data_plane::send(const std::string& host,
   return result.get();
 }
 
+caf::expected<value_ptr> data_plane::pull(const std::string& host,
+                                          uint16_t port,
+                                          const std::string& grant) {
+  auto box = std::make_shared<std::promise<caf::expected<value_ptr>>>();
+  auto result = box->get_future();
+  pull_async(host, port, grant, [box](caf::expected<value_ptr> r) {
+    box->set_value(std::move(r));
+  });
+  return result.get();
+}
+
 void data_plane::sender_loop() {
   for (;;) {
     std::unique_lock guard{mtx_};
@@ -981,14 +1171,24 @@ void data_plane::sender_loop() {
     auto job = std::move(queue_.front());
     queue_.pop_front();
     guard.unlock();
-    auto result
-        = job.start_deadline <= clock::now()
-              ? caf::expected<std::string>{make_error(
-                  errc::timeout, "transfer to " + job.host + ":"
-                                     + std::to_string(job.port)
-                                     + ": no sender free within "
-                                     + ms_text(options_.io_timeout))}
-              : transmit(job.host, job.port, job.token, std::move(job.value));
+    if (job.start_deadline <= clock::now()) {
+      counters_.failed_out.fetch_add(1);
+      fail_job(job,
+               make_error(errc::timeout, "transfer to " + job.host + ":"
+                                             + std::to_string(job.port)
+                                             + ": no sender free within "
+                                             + ms_text(options_.io_timeout)));
+      continue;
+    }
+    if (job.pulled) {
+      auto result = receive(job.host, job.port, job.token);
+      if (!result)
+        counters_.failed_out.fetch_add(1);
+      complete(job.pulled, std::move(result));
+      continue;
+    }
+    auto result = transmit(job);
+    job.value.reset();
     if (!result)
       counters_.failed_out.fetch_add(1);
     complete(job.done, std::move(result));
@@ -1006,7 +1206,7 @@ void data_plane::expire_queued_sends(clock::time_point now) {
   }
   for (auto& job : expired) {
     counters_.failed_out.fetch_add(1);
-    complete(job.done,
+    fail_job(job,
              make_error(errc::timeout, "transfer to " + job.host + ":"
                                            + std::to_string(job.port)
                                            + ": no sender free within "
@@ -1014,24 +1214,9 @@ void data_plane::expire_queued_sends(clock::time_point now) {
   }
 }
 
-caf::expected<std::string> data_plane::transmit(const std::string& host,
-                                                uint16_t port,
-                                                const std::string& token,
-                                                value_ptr x) {
-  auto what = "transfer to " + host + ":" + std::to_string(port);
-  if (options_.local_shortcut && is_loopback(host)) {
-    std::shared_ptr<data_plane> target;
-    {
-      std::lock_guard guard{registry_mtx};
-      if (auto i = registry.find(port); i != registry.end())
-        target = i->second.lock();
-    }
-    if (target && target->options_.local_shortcut) {
-      auto result = target->deliver_local(token, std::move(x));
-      counters_.transfers_out.fetch_add(result ? 1 : 0);
-      return result;
-    }
-  }
+caf::expected<std::unique_ptr<data_plane::outbound>>
+data_plane::open(const std::string& host, uint16_t port,
+                 const std::string& what) {
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_STREAM;
@@ -1042,8 +1227,10 @@ caf::expected<std::string> data_plane::transmit(const std::string& host,
     return make_error(errc::object_lost, what + ": cannot resolve host");
   std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> found_owner{
       found, &::freeaddrinfo};
-  fd_owner fd{::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)};
-  if (fd.fd < 0)
+  auto conn = std::make_unique<outbound>();
+  conn->fd.fd
+      = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (conn->fd.fd < 0)
     return make_error(errno == EMFILE || errno == ENFILE
                           ? errc::resource_exhausted
                           : errc::io_error,
@@ -1052,79 +1239,100 @@ caf::expected<std::string> data_plane::transmit(const std::string& host,
     std::lock_guard guard{mtx_};
     if (stopping_)
       return make_error(errc::object_lost, what + ": node is stopping");
-    outgoing_fds_.push_back(fd.fd);
+    outgoing_fds_.push_back(conn->fd.fd);
+    conn->owner = this;
   }
-  auto unregister = std::unique_ptr<void, std::function<void(void*)>>{
-      this, [this, sock = fd.fd](void*) {
-        std::lock_guard guard{mtx_};
-        std::erase(outgoing_fds_, sock);
-      }};
-  tune_socket(fd.fd);
+  auto fd = conn->fd.fd;
+  tune_socket(fd);
   // Connect and handshake share one deadline: a black-holed address or a
   // peer that never answers the handshake cannot hold a sender longer.
   auto setup_deadline = clock::now() + options_.handshake_timeout;
-  if (::connect(fd.fd, found->ai_addr, found->ai_addrlen) != 0) {
+  if (::connect(fd, found->ai_addr, found->ai_addrlen) != 0) {
     if (errno != EINPROGRESS)
       return io_failure(what, errno);
-    if (auto code = wait_ready(fd.fd, POLLOUT, setup_deadline))
+    if (auto code = wait_ready(fd, POLLOUT, setup_deadline))
       return code == EAGAIN ? make_error(
                  errc::timeout, what + ": connect not complete within "
                                     + ms_text(options_.handshake_timeout))
                             : io_failure(what, code);
     int err = 0;
     socklen_t err_len = sizeof(err);
-    ::getsockopt(fd.fd, SOL_SOCKET, SO_ERROR, &err, &err_len);
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len);
     if (err != 0)
       return io_failure(what, err);
   }
-  std::unique_ptr<byte_stream> stream;
-  if (tls_) {
-    auto secured = tls_->client(fd.fd);
-    if (!secured)
-      return std::move(secured.error());
-    stream = std::move(*secured);
-    stream->deadline(setup_deadline);
-    std::string why;
-    if (auto code = stream->handshake(why)) {
-      if (code == EAGAIN)
-        return make_error(errc::timeout,
-                          what + ": TLS handshake not complete within "
-                              + ms_text(options_.handshake_timeout));
-      if (code == EPROTO)
-        return make_error(errc::unauthenticated,
-                          what + ": data plane TLS handshake failed: " + why);
-      return make_error(errc::object_lost,
-                        what + ": connection lost in the TLS handshake (" + why
-                            + ")");
-    }
-  } else {
-    stream = make_plain_stream(fd.fd);
+  if (!tls_) {
+    conn->stream = make_plain_stream(fd);
+    return conn;
   }
-  // Every later step (a write, waiting for credit or the reply) has its
-  // own io_timeout: a silent target fails the push, a slow one does not.
-  auto step = [&] {
-    stream->deadline(clock::now() + options_.io_timeout);
-  };
-  auto pieces = encode_pieces(*x);
+  auto secured = tls_->client(fd);
+  if (!secured)
+    return std::move(secured.error());
+  conn->stream = std::move(*secured);
+  conn->stream->deadline(setup_deadline);
+  std::string why;
+  if (auto code = conn->stream->handshake(why)) {
+    if (code == EAGAIN)
+      return make_error(errc::timeout,
+                        what + ": TLS handshake not complete within "
+                            + ms_text(options_.handshake_timeout));
+    if (code == EPROTO)
+      return make_error(errc::unauthenticated,
+                        what + ": data plane TLS handshake failed: " + why);
+    return make_error(errc::object_lost,
+                      what + ": connection lost in the TLS handshake (" + why
+                          + ")");
+  }
+  return conn;
+}
+
+caf::expected<std::string> data_plane::transmit(const send_job& job) {
+  auto& host = job.host;
+  auto port = job.port;
+  auto& token = job.token;
+  auto& x = job.value;
+  auto what = std::string{job.put ? "put to " : "transfer to "} + host + ":"
+              + std::to_string(port);
+  if (auto target = job.put ? nullptr : local_peer(host, port)) {
+    auto result = target->deliver_local(token, x);
+    counters_.transfers_out.fetch_add(result ? 1 : 0);
+    return result;
+  }
+  auto conn = open(host, port, what);
+  if (!conn)
+    return std::move(conn.error());
+  auto& stream = *(*conn)->stream;
+  auto pieces = encode_layout(*x);
   hello h;
-  std::memcpy(h.magic, hello_magic, sizeof(hello_magic));
+  std::memcpy(h.magic, job.put ? put_magic : hello_magic, sizeof(hello_magic));
   h.version = protocol_version;
   std::memcpy(h.token, token.data(), token_size);
   h.total = pieces.size();
-  step();
-  if (auto code = stream->write_all(&h, sizeof(h)))
+  stream.deadline(clock::now() + options_.io_timeout);
+  if (auto code = stream.write_all(&h, sizeof(h)))
     return io_failure(what, code);
-  uint64_t trailer = pieces.checksum;
-  std::vector<std::span<const std::byte>> spans;
-  spans.push_back(std::as_bytes(std::span{pieces.head}));
-  spans.insert(spans.end(), pieces.blocks.begin(), pieces.blocks.end());
-  spans.push_back(std::as_bytes(std::span{&trailer, 1}));
+  auto result = send_encoded(stream, pieces, what);
+  if (result) {
+    counters_.transfers_out.fetch_add(1);
+    counters_.bytes_out.fetch_add(pieces.size());
+  }
+  return result;
+}
+
+caf::expected<std::string> data_plane::send_encoded(byte_stream& stream,
+                                                    const encoded_value& pieces,
+                                                    const std::string& what) {
+  // Every step (a write, waiting for credit or the reply) has its own
+  // io_timeout: a silent peer fails the transfer, a slow one does not.
+  auto step = [&] {
+    stream.deadline(clock::now() + options_.io_timeout);
+  };
   uint64_t sent = 0;
   uint64_t acked = 0;
-  // Reads one frame from the target; a failure frame ends the transfer.
+  // Reads one frame from the peer; a failure frame ends the transfer.
   auto read_reply = [&](frame& f, std::string& body) -> caf::error {
     step();
-    if (auto code = stream->read_all(&f, sizeof(f)))
+    if (auto code = stream.read_all(&f, sizeof(f)))
       return io_failure(what, code);
     if (f.type == credit) {
       acked = std::max(acked, f.arg);
@@ -1133,20 +1341,20 @@ caf::expected<std::string> data_plane::transmit(const std::string& host,
     if ((f.type != ok && f.type != failure) || f.length > max_message)
       return make_error(errc::corrupt_data, what + ": malformed reply");
     body.resize(f.length);
-    if (auto code = stream->read_all(body.data(), body.size()))
+    if (auto code = stream.read_all(body.data(), body.size()))
       return io_failure(what, code);
-    if (f.type == failure) {
-      auto code = f.arg <= static_cast<uint64_t>(errc::unsupported)
-                      ? static_cast<errc>(f.arg)
-                      : errc::io_error;
-      return make_error(code == errc::none ? errc::io_error : code,
-                        what + ": target refused: " + body);
-    }
+    if (f.type == failure)
+      return refusal_of(f, body, what);
     return {};
   };
   frame f;
   std::string body;
-  for (auto span : spans) {
+  // The checksum is computed chunk by chunk just before each chunk is
+  // written, while its bytes are in cache: one pass over the payload.
+  checksum_stream sum;
+  uint64_t trailer = 0;
+  auto send_span
+      = [&](std::span<const std::byte> span, bool hash) -> caf::error {
     size_t off = 0;
     while (off < span.size()) {
       auto len = std::min(options_.chunk_size, span.size() - off);
@@ -1157,12 +1365,14 @@ caf::expected<std::string> data_plane::transmit(const std::string& host,
           return make_error(errc::corrupt_data,
                             what + ": early reply from target");
       }
+      if (hash)
+        sum.update(span.subspan(off, len));
       frame hdr{chunk, static_cast<uint32_t>(len), sent};
       iovec iov[2] = {{&hdr, sizeof(hdr)},
                       {const_cast<std::byte*>(span.data() + off), len}};
       step();
-      if (auto code = stream->write_all(iov, 2)) {
-        // The target may have refused with a reason before closing.
+      if (auto code = stream.write_all(iov, 2)) {
+        // The peer may have refused with a reason before closing.
         if (auto err = read_reply(f, body); err && f.type == failure)
           return err;
         return io_failure(what, code);
@@ -1171,16 +1381,89 @@ caf::expected<std::string> data_plane::transmit(const std::string& host,
       off += len;
       raise_high_mark(counters_.max_in_flight, sent - acked);
     }
-  }
+    return {};
+  };
+  if (auto err = send_span(std::as_bytes(std::span{pieces.head}), true))
+    return err;
+  for (auto& block : pieces.blocks)
+    if (auto err = send_span(block, true))
+      return err;
+  trailer = sum.digest();
+  if (auto err = send_span(std::as_bytes(std::span{&trailer, 1}), false))
+    return err;
   for (;;) {
     if (auto err = read_reply(f, body))
       return err;
     if (f.type == ok)
       break;
   }
-  counters_.transfers_out.fetch_add(1);
-  counters_.bytes_out.fetch_add(sent);
   return body;
+}
+
+caf::expected<value_ptr> data_plane::receive(const std::string& host,
+                                             uint16_t port,
+                                             const std::string& grant) {
+  auto what = "pull from " + host + ":" + std::to_string(port);
+  if (auto target = local_peer(host, port)) {
+    auto claimed = target->claim(grant);
+    if (!claimed)
+      return std::move(claimed.error());
+    if (!claimed->offered)
+      return make_error(errc::permission_denied,
+                        what + ": transfer token is for a push, not a pull");
+    target->counters_.pulls_served.fetch_add(1);
+    target->counters_.local_handoffs.fetch_add(1);
+    counters_.pulls.fetch_add(1);
+    return std::move(claimed->offered);
+  }
+  auto conn = open(host, port, what);
+  if (!conn)
+    return std::move(conn.error());
+  auto& stream = *(*conn)->stream;
+  hello h;
+  std::memcpy(h.magic, pull_magic, sizeof(pull_magic));
+  h.version = protocol_version;
+  std::memcpy(h.token, grant.data(), token_size);
+  h.total = 0;
+  stream.deadline(clock::now() + options_.io_timeout);
+  if (auto code = stream.write_all(&h, sizeof(h)))
+    return io_failure(what, code);
+  frame f;
+  if (auto code = stream.read_all(&f, sizeof(f)))
+    return io_failure(what, code);
+  if (f.type == failure && f.length <= max_message) {
+    std::string body(f.length, '\0');
+    if (auto code = stream.read_all(body.data(), body.size()))
+      return io_failure(what, code);
+    return refusal_of(f, body, what);
+  }
+  if (f.type != begin || f.length != 0)
+    return make_error(errc::corrupt_data, what + ": malformed reply");
+  auto total = f.arg;
+  if (options_.max_object_size > 0 && total > options_.max_object_size) {
+    auto err = make_error(errc::resource_exhausted,
+                          what + ": " + std::to_string(total)
+                              + " bytes exceed the object size limit of "
+                              + std::to_string(options_.max_object_size));
+    say_goodbye(stream, err);
+    return err;
+  }
+  chunk_source src{stream, total, options_.window, options_.io_timeout,
+                   counters_};
+  auto x = decode(src, what);
+  if (!x) {
+    auto err = src.problem() ? src.problem() : x.error();
+    if (!src.connection_broken())
+      say_goodbye(stream, err);
+    return err;
+  }
+  stream.deadline(clock::now() + options_.io_timeout);
+  if (auto code = send_frame(stream, ok, 0, {}))
+    return io_failure(what, code);
+  counters_.pulls.fetch_add(1);
+  counters_.transfers_in.fetch_add(1);
+  counters_.bytes_in.fetch_add(total);
+  return x;
 }
 
 } // namespace objstore

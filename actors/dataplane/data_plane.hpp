@@ -17,16 +17,21 @@
 #include <caf/expected.hpp>
 
 #include "actors/dataplane/tls.hpp"
+#include "store/codec.hpp"
 #include "store/value.hpp"
 
 namespace objstore {
 
+class byte_stream;
 class tls_context;
 
 /// Tuning of a node's data plane. Every limit protects the node from
 /// peers that connect but do not behave (slow, idle, flooding) and from
 /// drivers that ask for more than the node can hold.
 struct data_plane_options {
+  /// Accept inbound transfers and pulls. Off for a client that only pushes
+  /// and pulls (a driver's puts and fetches): no listener, `port()` is 0.
+  bool listen = true;
   /// Interface the data listener binds (port is always ephemeral).
   std::string bind_host = "127.0.0.1";
   /// Payload bytes per chunk frame.
@@ -119,6 +124,12 @@ struct data_plane_counters {
   /// Pushes refused because the send queue was full or no sender thread
   /// could start.
   std::atomic<uint64_t> refused_sends{0};
+  /// Offered values sent to a puller (also counted in transfers_out and
+  /// bytes_out).
+  std::atomic<uint64_t> pulls_served{0};
+  /// Values pulled from other nodes (also counted in transfers_in and
+  /// bytes_in).
+  std::atomic<uint64_t> pulls{0};
 };
 
 /// What a data plane holds right now.
@@ -143,6 +154,9 @@ struct transfer_ticket {
   std::string token;
   uint64_t session = 0;
   std::chrono::steady_clock::time_point deadline;
+  /// A driver's own put (`expect_put`), not a transfer from another node:
+  /// the value came from the session itself.
+  bool put = false;
 };
 
 /// Stores a received value for the ticket's session; returns its URI.
@@ -152,6 +166,10 @@ using adopt_fn = std::function<caf::expected<std::string>(
 /// Receives the outcome of an asynchronous send: the URI on the target or
 /// a typed error.
 using send_callback = std::function<void(caf::expected<std::string>)>;
+
+/// Receives the outcome of an asynchronous pull: the value or a typed
+/// error.
+using pull_callback = std::function<void(caf::expected<value_ptr>)>;
 
 /// Worker-to-worker data movement over a dedicated TCP connection per
 /// transfer, next to (never inside) CAF's BASP connection, so bulk bytes
@@ -166,6 +184,15 @@ using send_callback = std::function<void(caf::expected<std::string>)>;
 /// {type=4, n, code} + message. A chunk whose offset is not the next
 /// expected byte (duplicate, out of order) fails the transfer; a partial
 /// object is never stored. Tokens are one-shot and expire.
+///
+/// A pull runs the other way on a connection the receiver opens: its hello
+/// says "OSXP" (total 0) and presents a grant from `offer`; the node
+/// answers `begin` {type=5, 0, total} and sends the offered value as chunk
+/// frames, the puller grants credit and ends with `ok` (or `error`). A
+/// driver fetches large objects this way, and puts them by pushing with
+/// hello "OSXD" under a token from `expect_put`: a node's own transfers
+/// never use that hello, so a driver cannot pass a put token to a worker
+/// to have another party's object recorded as its own put.
 ///
 /// Inbound, one gate thread drives every connection through its TLS
 /// handshake and hello without blocking (each under its deadline, at most
@@ -201,6 +228,18 @@ public:
   caf::expected<std::string> expect(uint64_t session,
                                     clock::time_point deadline);
 
+  /// `expect` for a driver's put: the token is accepted only from a
+  /// driver's push (`put_async`), and the ticket says `put`.
+  caf::expected<std::string> expect_put(uint64_t session,
+                                        clock::time_point deadline);
+
+  /// Offers `x` to one pull by `session` before `deadline`; returns the
+  /// one-shot grant the puller presents (a token as from `expect`, counted
+  /// against the same limits). The offer holds `x` until it is pulled or
+  /// expires. Errors as `expect`.
+  caf::expected<std::string> offer(uint64_t session, value_ptr x,
+                                   clock::time_point deadline);
+
   /// Unexpired, unused tokens of `session`; O(1) amortized.
   size_t pending_tokens(uint64_t session);
 
@@ -215,10 +254,27 @@ public:
   void send_async(const std::string& host, uint16_t port,
                   const std::string& token, value_ptr x, send_callback done);
 
+  /// `send_async` of a driver's put, under a token from `expect_put`.
+  void put_async(const std::string& host, uint16_t port,
+                 const std::string& token, value_ptr x, send_callback done);
+
   /// Blocking `send_async`: returns what its callback receives. Must not
   /// be called from a send callback (it could wait for its own thread).
   caf::expected<std::string> send(const std::string& host, uint16_t port,
                                   const std::string& token, value_ptr x);
+
+  /// Pulls the value offered under `grant` by the data plane at host:port
+  /// on a sender thread (queued and limited like pushes); `done` runs
+  /// exactly once with the value or an error: those of `send_async`,
+  /// `permission_denied` (unknown or used grant), `corrupt_data` (a bad
+  /// stream), `resource_exhausted` (larger than `max_object_size`). The
+  /// value is decoded straight into its final buffers.
+  void pull_async(const std::string& host, uint16_t port,
+                  const std::string& grant, pull_callback done);
+
+  /// Blocking `pull_async`.
+  caf::expected<value_ptr> pull(const std::string& host, uint16_t port,
+                                const std::string& grant);
 
   const data_plane_counters& counters() const noexcept { return counters_; }
   const data_plane_options& options() const noexcept { return options_; }
@@ -233,27 +289,43 @@ public:
 private:
   using expiry_index = std::multimap<clock::time_point, std::string>;
 
-  /// An unused token: who it is for and its place in the expiry index.
+  /// An unused token: who it is for, the value offered to a pull (null
+  /// for a push's token) and its place in the expiry index.
   struct token_entry {
     transfer_ticket ticket;
+    value_ptr offered;
     expiry_index::iterator expiry;
   };
 
-  /// A push waiting for (or running on) a sender thread.
+  /// A used token.
+  struct claimed_token {
+    transfer_ticket ticket;
+    value_ptr offered;
+  };
+
+  /// A push or pull waiting for (or running on) a sender thread.
   struct send_job {
     std::string host;
     uint16_t port = 0;
     std::string token;
+    /// Pushed value (null for a pull).
     value_ptr value;
     send_callback done;
-    /// A push not started by then fails with `timeout`.
+    /// Set for a pull.
+    pull_callback pulled;
+    /// A driver's put (hello "OSXD").
+    bool put = false;
+    /// A job not started by then fails with `timeout`.
     clock::time_point start_deadline;
   };
 
   struct pending_connection;
   struct inbound;
+  struct outbound;
 
   data_plane(data_plane_options options, adopt_fn adopt);
+
+  caf::error bind_listener();
 
   // inbound
   void gate_loop();
@@ -262,8 +334,12 @@ private:
   void admit(std::unique_ptr<pending_connection> c);
   void serve(inbound& in);
   void finish(std::unique_ptr<inbound> in);
-  caf::expected<transfer_ticket> claim(const std::string& token);
-  caf::expected<transfer_ticket> claim_locked(const std::string& token);
+  void serve_pull(inbound& in);
+  caf::expected<claimed_token> claim(const std::string& token);
+  caf::expected<claimed_token> claim_locked(const std::string& token);
+  caf::expected<std::string> add_token(uint64_t session,
+                                       clock::time_point deadline,
+                                       value_ptr offered, bool put);
   void drop_token(std::unordered_map<std::string, token_entry>::iterator i);
   void purge_expired_tokens(clock::time_point now);
   caf::expected<std::string> deliver_local(const std::string& token,
@@ -273,8 +349,18 @@ private:
   // outbound
   void sender_loop();
   void expire_queued_sends(clock::time_point now);
-  caf::expected<std::string> transmit(const std::string& host, uint16_t port,
-                                      const std::string& token, value_ptr x);
+  void enqueue(send_job job);
+  void fail_job(send_job& job, caf::error err);
+  caf::expected<std::string> transmit(const send_job& job);
+  caf::expected<value_ptr> receive(const std::string& host, uint16_t port,
+                                   const std::string& grant);
+  caf::expected<std::unique_ptr<outbound>>
+  open(const std::string& host, uint16_t port, const std::string& what);
+  caf::expected<std::string> send_encoded(byte_stream& out,
+                                          const encoded_value& pieces,
+                                          const std::string& what);
+  std::shared_ptr<data_plane> local_peer(const std::string& host,
+                                         uint16_t port);
 
   data_plane_options options_;
   adopt_fn adopt_;

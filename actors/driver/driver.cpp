@@ -195,8 +195,10 @@ std::shared_ptr<const remote_ref> driver::adopt(uint32_t rank,
 }
 
 caf::expected<host_var> driver::put(uint32_t rank, value_ptr x) {
-  auto uri = ask<std::string>(put_atom::value, rank,
-                              put_request{wire_value{std::move(x)}, {}});
+  // Large values stream (up to transfer_timeout); the driver actor bounds
+  // small ones by `timeout`.
+  auto uri = ask_within<std::string>(transfer_wait_, put_atom::value, rank,
+                                     put_request{wire_value{std::move(x)}, {}});
   if (!uri)
     return std::move(uri.error());
   host_var result{world_size_};
@@ -207,8 +209,9 @@ caf::expected<host_var> driver::put(uint32_t rank, value_ptr x) {
 
 caf::expected<host_var> driver::put(uint32_t rank, value_ptr x,
                                     const std::string& target) {
-  auto uri = ask<std::string>(put_atom::value, rank,
-                              put_request{wire_value{std::move(x)}, target});
+  auto uri
+      = ask_within<std::string>(transfer_wait_, put_atom::value, rank,
+                                put_request{wire_value{std::move(x)}, target});
   if (!uri)
     return std::move(uri.error());
   host_var result{world_size_};
@@ -369,7 +372,8 @@ caf::expected<value_ptr> driver::fetch(uint32_t rank, const host_var& x) {
   auto uri = live_uri(rank, x);
   if (!uri)
     return std::move(uri.error());
-  auto v = ask<wire_value>(fetch_atom::value, rank, *uri);
+  auto v
+      = ask_within<wire_value>(transfer_wait_, fetch_atom::value, rank, *uri);
   if (!v)
     return std::move(v.error());
   return std::move(v->ptr);

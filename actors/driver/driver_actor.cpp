@@ -1,5 +1,6 @@
 #include "actors/driver/driver_actor.hpp"
 
+#include <optional>
 #include <set>
 
 #include <caf/all.hpp>
@@ -257,6 +258,199 @@ void fail_all_calls(self_ptr self, const caf::error& err) {
                                            + message_of(err)));
 }
 
+// -- streaming over the data plane --------------------------------------------
+
+/// Where worker `rank`'s data plane listens, if puts and fetches should
+/// stream there: a worker in another process, reached at a known IPv4 or
+/// host-name endpoint, with a data port.
+std::optional<std::pair<std::string, uint16_t>> stream_route(self_ptr self,
+                                                             uint32_t rank) {
+  auto& st = self->state;
+  if (rank >= st.workers.size() || rank >= st.infos.size()
+      || rank >= st.options.endpoints.size() || st.infos[rank].data_port == 0
+      || !st.workers[rank] || st.workers[rank].node() == self->node())
+    return std::nullopt;
+  auto& ep = st.options.endpoints[rank];
+  auto colon = ep.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return std::nullopt;
+  auto host = ep.substr(0, colon);
+  if (host.find(':') != std::string::npos || host.front() == '[')
+    return std::nullopt; // IPv6: the data plane speaks IPv4 only
+  return std::make_pair(std::move(host), st.infos[rank].data_port);
+}
+
+/// The driver's data plane, started on first use (outbound only).
+caf::expected<std::shared_ptr<data_plane>> client_plane(self_ptr self) {
+  auto& st = self->state;
+  if (st.data)
+    return st.data;
+  auto opts = st.options.data;
+  opts.listen = false;
+  if (!opts.tls.enabled() && uses_tls(self->system())) {
+    auto& cfg = self->system().config();
+    opts.tls = tls_options{cfg.openssl_certificate, cfg.openssl_key,
+                           cfg.openssl_cafile, cfg.openssl_passphrase};
+  }
+  auto made = data_plane::start(
+      std::move(opts),
+      [](const transfer_ticket&, value_ptr) -> caf::expected<std::string> {
+        return make_error(errc::unsupported, "a driver accepts no transfers");
+      });
+  if (!made)
+    return std::move(made.error());
+  st.data = std::move(*made);
+  return st.data;
+}
+
+/// Registers a streamed call to `rank` as pending (a deadline of
+/// `transfer_timeout`, close and a lost worker fail it like any call);
+/// returns its id and the callbacks the data plane's threads report to.
+struct stream_reporter {
+  uint64_t id;
+  caf::actor_addr driver;
+
+  void operator()(caf::expected<std::string> uri) const {
+    if (uri)
+      send(std::move(*uri));
+    else
+      send(std::move(uri.error()));
+  }
+
+  void operator()(caf::expected<value_ptr> x) const {
+    if (x)
+      send(wire_value{std::move(*x)});
+    else
+      send(std::move(x.error()));
+  }
+
+  template<class T>
+  void send(T x) const {
+    // Weak: a stream in flight does not keep a closed driver alive.
+    if (auto hdl = caf::actor_cast<driver_actor_private>(driver))
+      caf::anon_send(hdl, streamed_atom::value, id, std::move(x));
+  }
+};
+
+stream_reporter start_stream(self_ptr self, uint32_t rank, std::string what,
+                             std::function<void(caf::error)> fail,
+                             driver_state::stream_call then) {
+  auto& st = self->state;
+  auto id = st.next_call++;
+  st.pending.emplace(id,
+                     driver_state::pending_call{rank, std::move(what), fail});
+  st.streams.emplace(id, std::move(then));
+  self->delayed_send(caf::actor_cast<driver_actor_private>(self),
+                     st.options.transfer_timeout, deadline_atom::value, id);
+  return stream_reporter{id, self->address()};
+}
+
+/// The data plane reported streamed call `id`: the continuation runs if the
+/// call is still pending; a put that completed after its caller gave up
+/// is released.
+template<class T>
+void on_streamed(self_ptr self, uint64_t id, T& result) {
+  auto& st = self->state;
+  auto i = st.streams.find(id);
+  if (i == st.streams.end())
+    return;
+  auto call = std::move(i->second);
+  st.streams.erase(i);
+  auto pending = st.pending.find(id);
+  if (pending == st.pending.end()) {
+    if constexpr (std::is_same_v<T, std::string>) {
+      if (call.rank < st.lost.size() && st.lost[call.rank].empty()) {
+        detail::queue_release(self, call.rank, result);
+        detail::schedule_flush(self);
+      }
+    }
+    return;
+  }
+  auto fail = std::move(pending->second.fail);
+  auto what = std::move(pending->second.what);
+  st.pending.erase(pending);
+  if constexpr (std::is_same_v<T, caf::error>) {
+    fail(make_error(code_of(result), "rank " + std::to_string(call.rank) + ": "
+                                         + what + ": " + message_of(result)));
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    call.put_done(result);
+  } else {
+    call.fetch_done(result);
+  }
+}
+
+/// A put of a value above the threshold: a token from the worker, then the
+/// bytes over its data port.
+void stream_put(self_ptr self, uint32_t rank,
+                std::pair<std::string, uint16_t> route, put_request req,
+                std::string what, caf::typed_response_promise<std::string> rp) {
+  auto fail = [rp](caf::error err) mutable {
+    rp.deliver(std::move(err));
+  };
+  auto value = std::move(req.value.ptr);
+  detail::call<std::string>(
+      self, rank, what + " (token)",
+      [self, rank, route, value, what, rp, fail](std::string& token) mutable {
+        auto plane = client_plane(self);
+        if (!plane) {
+          fail(std::move(plane.error()));
+          return;
+        }
+        auto& st = self->state;
+        ++st.counters.streamed_puts;
+        st.counters.data_bytes_sent += value->size_bytes();
+        driver_state::stream_call then;
+        then.rank = rank;
+        then.put_done = [rp](std::string& uri) mutable {
+          rp.deliver(std::move(uri));
+        };
+        auto report = start_stream(self, rank, what, fail, std::move(then));
+        (*plane)->put_async(route.first, route.second, token, std::move(value),
+                            report);
+      },
+      fail, put_atom::value, expect_atom::value);
+}
+
+/// A fetch that lets the worker choose: the value in the reply, or a grant
+/// to pull it from its data port.
+void stream_fetch(self_ptr self, uint32_t rank,
+                  std::pair<std::string, uint16_t> route, std::string uri,
+                  caf::typed_response_promise<wire_value> rp) {
+  auto fail = [rp](caf::error err) mutable {
+    rp.deliver(std::move(err));
+  };
+  auto what = "fetch " + uri;
+  // 0: never streamed, unless too large for an actor message.
+  auto threshold = self->state.options.stream_threshold;
+  if (threshold == 0)
+    threshold = UINT64_MAX;
+  detail::call<fetch_reply>(
+      self, rank, what,
+      [self, rank, route, what, rp, fail](fetch_reply& reply) mutable {
+        if (reply.grant.empty()) {
+          rp.deliver(std::move(reply.value));
+          return;
+        }
+        auto plane = client_plane(self);
+        if (!plane) {
+          fail(std::move(plane.error()));
+          return;
+        }
+        auto& st = self->state;
+        ++st.counters.streamed_fetches;
+        driver_state::stream_call then;
+        then.rank = rank;
+        then.fetch_done = [self, rp](wire_value& x) mutable {
+          if (x.ptr)
+            self->state.counters.data_bytes_received += x.ptr->size_bytes();
+          rp.deliver(std::move(x));
+        };
+        auto report = start_stream(self, rank, what, fail, std::move(then));
+        (*plane)->pull_async(route.first, route.second, reply.grant, report);
+      },
+      fail, fetch_atom::value, std::move(uri), threshold);
+}
+
 } // namespace
 
 namespace detail {
@@ -398,6 +592,25 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
           if (req.target.empty() && info.memory_limit > 0
               && size > info.memory_limit)
             return over(info.memory_limit, "objstore.memory-limit");
+          auto route = stream_route(self, rank);
+          auto must_stream = size > max_message_value;
+          auto threshold = self->state.options.stream_threshold;
+          if (route && req.target.empty()
+              && ((threshold > 0 && size >= threshold) || must_stream)) {
+            auto rp = self->make_response_promise<std::string>();
+            stream_put(self, rank, std::move(*route), std::move(req),
+                       std::move(what), rp);
+            return rp;
+          }
+          if (must_stream && self->state.workers[rank].node() != self->node())
+            return make_error(
+                errc::resource_exhausted,
+                what + ": " + std::to_string(size)
+                    + " bytes are too large for an actor message (at most "
+                    + std::to_string(max_message_value) + ") and rank "
+                    + std::to_string(rank)
+                    + " cannot be streamed to (no data port or endpoint, or "
+                      "an fs:// target); nothing sent");
         }
         return forward<std::string>(self, rank, std::move(what),
                                     put_atom::value, std::move(req));
@@ -413,6 +626,11 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
       },
       [=](fetch_atom, uint32_t rank,
           std::string& uri) -> caf::result<wire_value> {
+        if (auto route = stream_route(self, rank)) {
+          auto rp = self->make_response_promise<wire_value>();
+          stream_fetch(self, rank, std::move(*route), std::move(uri), rp);
+          return rp;
+        }
         return forward<wire_value>(self, rank, "fetch " + uri,
                                    fetch_atom::value, std::move(uri));
       },
@@ -440,6 +658,15 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         }
       },
       [=](deadline_atom, uint64_t id) { on_deadline(self, id); },
+      [=](streamed_atom, uint64_t id, std::string& uri) {
+        on_streamed(self, id, uri);
+      },
+      [=](streamed_atom, uint64_t id, wire_value& x) {
+        on_streamed(self, id, x);
+      },
+      [=](streamed_atom, uint64_t id, caf::error& err) {
+        on_streamed(self, id, err);
+      },
       [=](reconnect_atom, uint32_t rank) {
         if (rank < self->state.workers.size())
           try_reconnect(self, rank);

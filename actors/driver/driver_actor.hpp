@@ -12,6 +12,7 @@
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/timespan.hpp>
 
+#include "actors/dataplane/data_plane.hpp"
 #include "actors/driver/host_var.hpp"
 #include "messages/graph.hpp"
 #include "messages/interfaces.hpp"
@@ -109,10 +110,18 @@ using driver_actor = caf::typed_actor<
     /// sessions); replies their session infos. Every other request to a
     /// rank needs its session: before `hello` it is `permission_denied`.
     caf::replies_to<hello_atom>::with<std::vector<session_info>>,
+    /// Stores a value on worker `rank`. A value of at least
+    /// `stream_threshold` bytes for a worker in another process streams
+    /// over the worker's data port (chunked, flow-controlled, hashed as it
+    /// goes); only the token request and the reply cross the actor
+    /// connection.
     caf::replies_to<put_atom, uint32_t, put_request>::with<std::string>,
     caf::replies_to<run_atom, uint32_t, task_request>::with<task_reply>,
     /// Forwards a cancel of task `task_id` to worker `rank`.
     caf::replies_to<cancel_atom, uint32_t, uint64_t>::with<bool>,
+    /// Fetches a value from worker `rank`; one of at least
+    /// `stream_threshold` bytes in another process is pulled from the
+    /// worker's data port under a one-use grant.
     caf::replies_to<fetch_atom, uint32_t, std::string>::with<wire_value>,
     caf::replies_to<erase_atom, uint32_t, std::string>::with<bool>,
     /// Queues releases; they go out batched (count or timer, or `flush`).
@@ -139,7 +148,12 @@ using driver_actor_private = driver_actor::extend<
     /// The `await` of several runs with this waiter id timed out.
     caf::reacts_to<await_atom, uint64_t, bool>,
     /// Time to try reconnecting to lost worker `rank`.
-    caf::reacts_to<reconnect_atom, uint32_t>>;
+    caf::reacts_to<reconnect_atom, uint32_t>,
+    /// The data plane finished streaming call `id`: the URI of a put, the
+    /// value of a fetch, or why it failed.
+    caf::reacts_to<streamed_atom, uint64_t, std::string>,
+    caf::reacts_to<streamed_atom, uint64_t, wire_value>,
+    caf::reacts_to<streamed_atom, uint64_t, caf::error>>;
 
 /// Tuning of a driver actor.
 struct driver_actor_options {
@@ -182,6 +196,17 @@ struct driver_actor_options {
   /// objects they write. Empty: each session owns its own.
   std::string principal;
   std::string principal_secret;
+  /// Puts and fetches of values of at least this many payload bytes, to
+  /// and from workers in other processes, stream over the workers' data
+  /// ports instead of the actor connection (objstore.stream-threshold).
+  /// 0: never, except values too large for an actor message
+  /// (`max_message_value`, ~4 GiB), which always stream.
+  uint64_t stream_threshold = uint64_t{1} << 20;
+  /// The driver's data plane for those streams: it only connects out
+  /// (`listen` is ignored). Without `tls`, it takes the actor system's
+  /// openssl certificate, key and CA. Each streamed put or fetch takes one
+  /// of `max_senders` threads; its deadline is `transfer_timeout`.
+  data_plane_options data;
 };
 
 struct run_state;
@@ -231,6 +256,17 @@ struct driver_state {
   /// of the `max_transfers_per_worker` slots.
   std::vector<size_t> pushes;
   std::vector<std::deque<std::function<void()>>> queued_pushes;
+  /// What to do when the data plane reports streamed call `id` (also in
+  /// `pending` until it fails or succeeds): its rank and exactly one of
+  /// the two continuations.
+  struct stream_call {
+    uint32_t rank = 0;
+    std::function<void(std::string&)> put_done;
+    std::function<void(wire_value&)> fetch_done;
+  };
+  std::unordered_map<uint64_t, stream_call> streams;
+  /// Started on the first streamed put or fetch.
+  std::shared_ptr<data_plane> data;
   driver_stats counters;
   std::vector<char> scratch;
 };

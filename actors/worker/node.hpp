@@ -84,7 +84,11 @@ using worker_node_actor = worker_actor::extend<
     /// Adopts a value the node's data plane received for `session`; the
     /// worker refuses it from any other node (an untyped send from a peer
     /// still reaches the behaviour). Not idempotent.
-    caf::replies_to<adopt_atom, uint64_t, wire_value>::with<std::string>>;
+    caf::replies_to<adopt_atom, uint64_t, wire_value>::with<std::string>,
+    /// `adopt` of a driver's own streamed put: recorded as put by the
+    /// session (fetchable by it under `revealed-only`).
+    caf::replies_to<adopt_atom, uint64_t, wire_value,
+                    put_atom>::with<std::string>>;
 
 /// The actors of one node and its shared state.
 struct node_handles {

@@ -464,6 +464,95 @@ caf::error check_fetch(self_ptr self, const uri& id, session_id s) {
   return make_error(errc::permission_denied, id.str());
 }
 
+/// Gets the value of `text` for a fetch by session `me` if the fetch
+/// policy allows it: mem:// objects at once, fs:// objects from the store
+/// actor (file IO off this thread). `then` receives the value or the error.
+template<class Then>
+void fetch_value(self_ptr self, const session& me, const std::string& text,
+                 Then then) {
+  auto& st = self->state;
+  ++st.counters.fetches;
+  auto id = uri::parse(text);
+  if (!id)
+    return then(caf::expected<value_ptr>{std::move(id.error())});
+  if (id->scheme() != scheme::mem) {
+    if (st.options.policy != fetch_policy::allow) {
+      ++st.counters.fetches_denied;
+      return then(caf::expected<value_ptr>{make_error(
+          errc::permission_denied,
+          id->str()
+              + ": fs:// objects are fetchable only under the 'allow' "
+                "policy")});
+    }
+    self->request(st.store, caf::infinite, get_atom::value, text, me.principal)
+        .then(
+            [then](wire_value& x) mutable {
+              then(caf::expected<value_ptr>{std::move(x.ptr)});
+            },
+            [then](caf::error& err) mutable {
+              then(caf::expected<value_ptr>{std::move(err)});
+            });
+    return;
+  }
+  if (auto err = check_fetch(self, *id, me.id)) {
+    if (code_of(err) == errc::permission_denied)
+      ++st.counters.fetches_denied;
+    return then(caf::expected<value_ptr>{std::move(err)});
+  }
+  // The reply shares the value: it stays alive until serialized (or
+  // pulled) even if every handle is released meanwhile.
+  then(st.objects->get(*id));
+}
+
+/// How long an unused transfer token or fetch grant stays valid.
+std::chrono::milliseconds token_ttl(const node_options& options) {
+  return std::max<std::chrono::milliseconds>(options.data.io_timeout * 4,
+                                             std::chrono::minutes{1});
+}
+
+/// A token for an inbound transfer (`put`: for the session's own streamed
+/// put) after checking the session's key and token count.
+caf::expected<std::string> issue_token(self_ptr self, session_key& key,
+                                       bool put) {
+  auto me = authenticate(self, key);
+  if (!me)
+    return std::move(me.error());
+  auto s = (*me)->id;
+  auto& st = self->state;
+  if (!st.data)
+    return make_error(errc::unsupported, "this node has no data plane");
+  auto cap = st.data->options().max_pending_tokens;
+  if (cap > 0 && st.data->pending_tokens(s) >= cap)
+    return make_error(errc::resource_exhausted,
+                      "session holds " + std::to_string(cap)
+                          + " unused transfer tokens (limit); use or let "
+                            "them expire first");
+  auto deadline = std::chrono::steady_clock::now() + token_ttl(st.options);
+  return put ? st.data->expect_put(s, deadline) : st.data->expect(s, deadline);
+}
+
+/// Stores a value the data plane received for `session` (node-local
+/// senders only); `put`: the session's own put, else a transfer.
+caf::expected<std::string> adopt_value(self_ptr self, uint64_t session,
+                                       wire_value& x, bool put) {
+  auto& st = self->state;
+  auto& sender = self->current_sender();
+  if (!sender || sender->node() != self->node())
+    return make_error(errc::permission_denied,
+                      "adopt is node-local (refused from a peer)");
+  if (!session_alive(self, session))
+    return make_error(errc::object_lost, "the receiving session is closed");
+  if (!x.ptr)
+    return make_error(errc::invalid_argument, "adopt of a null value");
+  auto size = x.ptr->size_bytes();
+  auto id = st.objects->put(std::move(x.ptr));
+  if (!id)
+    return std::move(id.error());
+  st.refs.add(*id, session, size, false, put ? session : 0,
+              reference_table::clock::now());
+  return id->str();
+}
+
 /// Where worker `rank` of session `me`'s cluster listens for BASP: the
 /// node's configured members if any, else what the session named at hello.
 caf::expected<std::string> member_endpoint(self_ptr self, const session& me,
@@ -835,37 +924,73 @@ worker_actor_impl(self_ptr self, node_options options,
       },
       [=](fetch_atom, session_key& key,
           std::string& text) -> caf::result<wire_value> {
-        auto& st = self->state;
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        auto rp = self->make_response_promise<wire_value>();
+        fetch_value(
+            self, **me, text, [rp, text](caf::expected<value_ptr> x) mutable {
+              if (!x)
+                rp.deliver(std::move(x.error()));
+              else if ((*x)->size_bytes() > max_message_value)
+                rp.deliver(
+                    make_error(errc::resource_exhausted,
+                               text + ": " + std::to_string((*x)->size_bytes())
+                                   + " bytes are too large for an actor "
+                                     "message; fetch it over the data plane "
+                                     "(a driver does above its stream "
+                                     "threshold)"));
+              else
+                rp.deliver(wire_value{std::move(*x)});
+            });
+        return rp;
+      },
+      [=](fetch_atom, session_key& key, std::string& text,
+          uint64_t stream_threshold) -> caf::result<fetch_reply> {
         auto me = authenticate(self, key);
         if (!me)
           return std::move(me.error());
         auto s = (*me)->id;
-        ++st.counters.fetches;
-        auto id = uri::parse(text);
-        if (!id)
-          return std::move(id.error());
-        if (id->scheme() != scheme::mem) {
-          if (st.options.policy != fetch_policy::allow) {
-            ++st.counters.fetches_denied;
-            return make_error(errc::permission_denied,
-                              id->str()
-                                  + ": fs:// objects are fetchable only "
-                                    "under the 'allow' policy");
-          }
-          return self->delegate(st.store, get_atom::value, std::move(text),
-                                (*me)->principal);
-        }
-        if (auto err = check_fetch(self, *id, s)) {
-          if (code_of(err) == errc::permission_denied)
-            ++st.counters.fetches_denied;
-          return err;
-        }
-        // The message shares the value: it stays alive until serialized even
-        // if every handle is released meanwhile.
-        auto x = st.objects->get(*id);
-        if (!x)
-          return std::move(x.error());
-        return wire_value{std::move(*x)};
+        auto rp = self->make_response_promise<fetch_reply>();
+        fetch_value(
+            self, **me, text,
+            [self, rp, s,
+             stream_threshold](caf::expected<value_ptr> x) mutable {
+              if (!x) {
+                rp.deliver(std::move(x.error()));
+                return;
+              }
+              auto& st = self->state;
+              fetch_reply reply;
+              reply.size_bytes = (*x)->size_bytes();
+              // Too large for an actor message: a grant whatever the
+              // threshold.
+              auto fits = reply.size_bytes <= max_message_value;
+              auto streams = st.data && st.data->port() != 0;
+              if (!fits && !streams) {
+                rp.deliver(make_error(
+                    errc::resource_exhausted,
+                    std::to_string(reply.size_bytes)
+                        + " bytes are too large for an actor message and "
+                          "this node has no data plane"));
+                return;
+              }
+              if (fits && (reply.size_bytes < stream_threshold || !streams)) {
+                reply.value = wire_value{std::move(*x)};
+                rp.deliver(std::move(reply));
+                return;
+              }
+              auto grant = st.data->offer(s, std::move(*x),
+                                          std::chrono::steady_clock::now()
+                                              + token_ttl(st.options));
+              if (!grant) {
+                rp.deliver(std::move(grant.error()));
+                return;
+              }
+              reply.grant = std::move(*grant);
+              rp.deliver(std::move(reply));
+            });
+        return rp;
       },
       [=](release_atom, session_key& key, std::vector<std::string>& texts) {
         auto& st = self->state;
@@ -925,22 +1050,10 @@ worker_actor_impl(self_ptr self, node_options options,
       },
       [=](ping_atom) { return ping_atom::value; },
       [=](expect_atom, session_key& key) -> caf::result<std::string> {
-        auto me = authenticate(self, key);
-        if (!me)
-          return std::move(me.error());
-        auto s = (*me)->id;
-        auto& st = self->state;
-        if (!st.data)
-          return make_error(errc::unsupported, "this node has no data plane");
-        auto cap = st.data->options().max_pending_tokens;
-        if (cap > 0 && st.data->pending_tokens(s) >= cap)
-          return make_error(errc::resource_exhausted,
-                            "session holds " + std::to_string(cap)
-                                + " unused transfer tokens (limit); use or "
-                                  "let them expire first");
-        auto ttl = std::max<std::chrono::milliseconds>(
-            st.options.data.io_timeout * 4, std::chrono::minutes{1});
-        return st.data->expect(s, std::chrono::steady_clock::now() + ttl);
+        return issue_token(self, key, false);
+      },
+      [=](put_atom, session_key& key, expect_atom) -> caf::result<std::string> {
+        return issue_token(self, key, true);
       },
       [=](push_atom, session_key& key, std::string& text, uint32_t target,
           std::string& token) -> caf::result<std::string> {
@@ -1005,23 +1118,11 @@ worker_actor_impl(self_ptr self, node_options options,
       },
       [=](adopt_atom, uint64_t session,
           wire_value& x) -> caf::result<std::string> {
-        auto& st = self->state;
-        auto& sender = self->current_sender();
-        if (!sender || sender->node() != self->node())
-          return make_error(errc::permission_denied,
-                            "adopt is node-local (refused from a peer)");
-        if (!session_alive(self, session))
-          return make_error(errc::object_lost,
-                            "the receiving session is closed");
-        if (!x.ptr)
-          return make_error(errc::invalid_argument, "adopt of a null value");
-        auto size = x.ptr->size_bytes();
-        auto id = st.objects->put(std::move(x.ptr));
-        if (!id)
-          return std::move(id.error());
-        st.refs.add(*id, session, size, false, 0,
-                    reference_table::clock::now());
-        return id->str();
+        return adopt_value(self, session, x, false);
+      },
+      [=](adopt_atom, uint64_t session, wire_value& x,
+          put_atom) -> caf::result<std::string> {
+        return adopt_value(self, session, x, true);
       },
   };
 }

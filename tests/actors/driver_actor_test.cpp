@@ -159,6 +159,12 @@ fake_worker::behavior_type fake_worker_impl(fake_ptr self,
           return refused();
         return answer(self, *s, wire_value{});
       },
+      [=](fetch_atom, session_key& key, std::string& uri,
+          uint64_t) -> caf::result<fetch_reply> {
+        if (!keyed(key, "fetch " + uri))
+          return refused();
+        return answer(self, *s, fetch_reply{});
+      },
       [=](release_atom, session_key& key, std::vector<std::string>& uris) {
         std::string event = "release";
         for (auto& uri : uris)
@@ -204,6 +210,11 @@ fake_worker::behavior_type fake_worker_impl(fake_ptr self,
         if (!keyed(key, "expect"))
           return refused();
         return answer(self, *s, "token-" + std::to_string(s->rank));
+      },
+      [=](put_atom, session_key& key, expect_atom) -> caf::result<std::string> {
+        if (!keyed(key, "expect put"))
+          return refused();
+        return answer(self, *s, "put-token-" + std::to_string(s->rank));
       },
       [=](push_atom, session_key& key, std::string& uri, uint32_t target,
           std::string& token) -> caf::result<std::string> {

@@ -171,12 +171,21 @@ TEST_F(serialization, wire_value_of_a_few_mib) {
   EXPECT_EQ(blob_copy->ptr->as_bytes().view(), std::string(5 << 20, 'z'));
 }
 
-TEST_F(serialization, null_wire_value_fails_to_serialize) {
-  std::vector<char> buf;
-  caf::binary_serializer sink{sys_, buf};
-  wire_value x;
-  auto err = sink(x);
-  EXPECT_EQ(code_of(err), errc::invalid_argument) << describe(err);
+TEST_F(serialization, a_null_wire_value_travels_as_null) {
+  auto copy = round_trip(wire_value{});
+  ASSERT_TRUE(copy);
+  EXPECT_EQ(copy->ptr, nullptr);
+  // A fetch reply carrying a grant has no value.
+  auto reply = round_trip(fetch_reply{{}, std::string(32, 'g'), 1u << 30});
+  ASSERT_TRUE(reply);
+  EXPECT_EQ(reply->value.ptr, nullptr);
+  EXPECT_EQ(reply->grant, std::string(32, 'g'));
+  EXPECT_EQ(reply->size_bytes, 1u << 30);
+  auto inline_value
+      = round_trip(fetch_reply{wire_value{sample_table()}, {}, 3});
+  ASSERT_TRUE(inline_value);
+  ASSERT_NE(inline_value->value.ptr, nullptr);
+  EXPECT_EQ(*inline_value->value.ptr, *sample_table());
 }
 
 TEST_F(serialization, corrupted_wire_value_fails_with_an_error) {
