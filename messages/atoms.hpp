@@ -35,5 +35,6 @@ using shuffle_atom = caf::atom_constant<caf::atom("os_shuffle")>;
 using simp_atom = caf::atom_constant<caf::atom("os_simp")>;
 using alive_atom = caf::atom_constant<caf::atom("os_alive")>;
 using reconnect_atom = caf::atom_constant<caf::atom("os_reconn")>;
+using may_write_atom = caf::atom_constant<caf::atom("os_maywrit")>;
 
 } // namespace objstore

@@ -471,7 +471,9 @@ uint64_t data_plane::receiving_bytes() {
 // -- tokens -------------------------------------------------------------------
 
 caf::expected<std::string> data_plane::expect(uint64_t session,
-                                              clock::time_point deadline) {
+                                              clock::time_point deadline,
+                                              std::string target,
+                                              std::string principal) {
   auto token = random_token();
   if (!token)
     return token;
@@ -497,7 +499,10 @@ caf::expected<std::string> data_plane::expect(uint64_t session,
   }
   auto at = expiry_.emplace(deadline, *token);
   auto [i, added] = tokens_.try_emplace(
-      *token, token_entry{transfer_ticket{*token, session, deadline}, at});
+      *token,
+      token_entry{transfer_ticket{*token, session, deadline, std::move(target),
+                                  std::move(principal)},
+                  at});
   if (!added) { // 2^-128: the kernel's randomness is broken
     expiry_.erase(at);
     return make_error(errc::io_error, "transfer token collision");

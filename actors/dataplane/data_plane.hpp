@@ -138,14 +138,21 @@ struct data_plane_load {
   uint64_t receiving_bytes = 0;
 };
 
-/// Who an expected inbound transfer is for.
+/// Who an expected inbound transfer is for, and where it goes.
 struct transfer_ticket {
   std::string token;
   uint64_t session = 0;
   std::chrono::steady_clock::time_point deadline;
+  /// The fs:// URI the value is written to; empty: a new mem:// object
+  /// held by `session`.
+  std::string target;
+  /// Who writes `target` (the session's principal, checked again when the
+  /// value is stored).
+  std::string principal;
 };
 
-/// Stores a received value for the ticket's session; returns its URI.
+/// Stores a received value for the ticket's session (under its target, if
+/// any); returns its URI.
 using adopt_fn = std::function<caf::expected<std::string>(
     const transfer_ticket&, value_ptr)>;
 
@@ -194,12 +201,16 @@ public:
 
   /// Registers an expected inbound transfer for `session`; returns the
   /// one-shot token the sender must present before `deadline` (128 bits
-  /// from the kernel's CSPRNG). Errors: `resource_exhausted` when the
+  /// from the kernel's CSPRNG). `target` and `principal` go into the
+  /// ticket the adopt function receives (empty: a mem:// object); the
+  /// caller checks them. Errors: `resource_exhausted` when the
   /// session holds `max_pending_tokens` or the node `max_tokens` unused
   /// tokens; `io_error` when the kernel has no randomness to give. O(1)
   /// amortized: expired tokens are purged oldest first as they pass.
   caf::expected<std::string> expect(uint64_t session,
-                                    clock::time_point deadline);
+                                    clock::time_point deadline,
+                                    std::string target = {},
+                                    std::string principal = {});
 
   /// Unexpired, unused tokens of `session`; O(1) amortized.
   size_t pending_tokens(uint64_t session);

@@ -41,10 +41,20 @@ adopt_fn make_adopt(std::shared_ptr<adopt_target> target) {
       return make_error(errc::object_lost, "receiving node is stopping");
     caf::scoped_actor self{*sys};
     caf::expected<std::string> result{std::string{}};
-    self->request(worker, target->timeout, adopt_atom::value, ticket.session,
-                  wire_value{std::move(x)})
-        .receive([&](std::string& uri) { result = std::move(uri); },
-                 [&](caf::error& err) { result = std::move(err); });
+    auto on_uri = [&](std::string& uri) {
+      result = std::move(uri);
+    };
+    auto on_error = [&](caf::error& err) {
+      result = std::move(err);
+    };
+    if (ticket.target.empty())
+      self->request(worker, target->timeout, adopt_atom::value, ticket.session,
+                    wire_value{std::move(x)})
+          .receive(on_uri, on_error);
+    else // an fs:// target, written as the ticket's principal
+      self->request(worker, target->timeout, adopt_atom::value, ticket.session,
+                    ticket.target, ticket.principal, wire_value{std::move(x)})
+          .receive(on_uri, on_error);
     return result;
   };
 }
