@@ -98,14 +98,31 @@ using worker_actor = caf::typed_actor<
     /// stored object counts as put by the session. Not idempotent.
     /// Errors as `expect`.
     caf::replies_to<put_atom, session_key, expect_atom>::with<std::string>,
-    /// Pushes an object the session holds to worker `target_rank` under
-    /// `token` (from the target's `expect`); replies the URI on the
-    /// target, held there by the token's session. The target's address is
-    /// the worker's own knowledge (objstore.cluster, or the endpoints the
-    /// session named at hello, verified by asking the peer there), never a
-    /// host:port from the request. The object stays pinned while it
-    /// streams. Not idempotent. Errors: invalid_uri, not_found,
-    /// permission_denied, invalid_argument (unknown rank), object_lost
+    /// Prepares an inbound transfer that writes the persistent fs:// object
+    /// `target` (atomically, owned by the session's principal, like a put
+    /// to an fs:// target: not held by the session, never reference
+    /// counted); replies the one-shot token. Checks at once that the
+    /// principal may write `target` (inside a writable root, new or its
+    /// own), and again when the value arrives; the push then replies
+    /// `target`. Not idempotent. Errors, naming the URI: invalid_uri
+    /// (malformed, relative, or a mem:// target), unsupported_scheme
+    /// (unknown scheme, oss://, a node without fs roots),
+    /// permission_denied (outside the roots, `.`/`..` components, a
+    /// read-only root, another principal's object), resource_exhausted
+    /// (tokens), unsupported (no data plane).
+    caf::replies_to<expect_atom, session_key, std::string>::with<std::string>,
+    /// Pushes an object the session holds (mem://), or an fs:// object its
+    /// principal may read (its own, or in a read-only shared root), to
+    /// worker `target_rank` under `token` (from the target's `expect`);
+    /// replies the URI on the target: a new mem:// object held there by
+    /// the token's session, or the fs:// target the token names. The
+    /// target's address is the worker's own knowledge (objstore.cluster,
+    /// or the endpoints the session named at hello, verified by asking the
+    /// peer there), never a host:port from the request. A mem:// object
+    /// stays pinned while it streams; an fs:// object is read off the
+    /// worker's thread (by the store actor) first. Not idempotent. Errors:
+    /// invalid_uri, unsupported_scheme, not_found, permission_denied,
+    /// corrupt_data (fs://), invalid_argument (unknown rank), object_lost
     /// (target gone), timeout, the target's errors.
     caf::replies_to<push_atom, session_key, std::string, uint32_t,
                     std::string>::with<std::string>>;
@@ -121,6 +138,12 @@ using store_actor = caf::typed_actor<
     /// access rule lets `principal` write it (file_backend::authorize).
     /// Errors as object_store::put, permission_denied.
     caf::replies_to<put_atom, wire_value, std::string,
+                    std::string>::with<std::string>,
+    /// Checks that `principal` may write the fs:// object `uri` (new, or
+    /// its own, in a writable root; file_backend::authorize) without
+    /// writing; replies `uri`. Idempotent. Errors: invalid_uri,
+    /// unsupported_scheme (not fs://, or no fs roots), permission_denied.
+    caf::replies_to<may_write_atom, std::string,
                     std::string>::with<std::string>,
     /// Returns a value. Idempotent. Errors: invalid_uri, not_found,
     /// corrupt_data, unsupported_scheme.

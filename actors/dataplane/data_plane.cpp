@@ -162,10 +162,9 @@ caf::expected<std::string> random_token() {
 /// within `timeout`.
 class chunk_source : public byte_source {
 public:
-  chunk_source(byte_stream& in, uint64_t total, size_t window,
+  chunk_source(byte_stream& in, uint64_t total,
                std::chrono::milliseconds timeout, data_plane_counters& counters)
-      : in_(in), remaining_(total), window_(window), timeout_(timeout),
-        counters_(counters) {}
+      : in_(in), remaining_(total), timeout_(timeout), counters_(counters) {}
 
   size_t remaining() const override { return remaining_; }
 
@@ -194,7 +193,11 @@ public:
       chunk_left_ -= k;
       consumed_ += k;
       remaining_ -= k;
-      if (consumed_ - credited_ >= window_ / 2 || remaining_ == 0) {
+      // Credit for every whole chunk (and the end): whatever window the
+      // sender keeps (at least one chunk), it never waits for credit this
+      // side holds back. The two sides of a pull or a driver's put may be
+      // configured with different windows.
+      if (chunk_left_ == 0 || remaining_ == 0) {
         if (auto code = send_frame(in_, credit, consumed_, {}))
           return broken(code);
         credited_ = consumed_;
@@ -234,7 +237,6 @@ private:
 
   byte_stream& in_;
   uint64_t remaining_;
-  size_t window_;
   std::chrono::milliseconds timeout_;
   data_plane_counters& counters_;
   uint64_t chunk_left_ = 0;
@@ -518,25 +520,30 @@ uint64_t data_plane::receiving_bytes() {
 // -- tokens -------------------------------------------------------------------
 
 caf::expected<std::string> data_plane::expect(uint64_t session,
-                                              clock::time_point deadline) {
-  return add_token(session, deadline, nullptr, false);
+                                              clock::time_point deadline,
+                                              std::string target,
+                                              std::string principal) {
+  return add_token(session, deadline, nullptr, false, std::move(target),
+                   std::move(principal));
 }
 
 caf::expected<std::string> data_plane::expect_put(uint64_t session,
                                                   clock::time_point deadline) {
-  return add_token(session, deadline, nullptr, true);
+  return add_token(session, deadline, nullptr, true, {}, {});
 }
 
 caf::expected<std::string> data_plane::offer(uint64_t session, value_ptr x,
                                              clock::time_point deadline) {
   if (!x)
     return make_error(errc::invalid_argument, "offer of a null value");
-  return add_token(session, deadline, std::move(x), false);
+  return add_token(session, deadline, std::move(x), false, {}, {});
 }
 
 caf::expected<std::string> data_plane::add_token(uint64_t session,
                                                  clock::time_point deadline,
-                                                 value_ptr offered, bool put) {
+                                                 value_ptr offered, bool put,
+                                                 std::string target,
+                                                 std::string principal) {
   auto token = random_token();
   if (!token)
     return token;
@@ -562,8 +569,10 @@ caf::expected<std::string> data_plane::add_token(uint64_t session,
   }
   auto at = expiry_.emplace(deadline, *token);
   auto [i, added] = tokens_.try_emplace(
-      *token, token_entry{transfer_ticket{*token, session, deadline, put},
-                          std::move(offered), at});
+      *token,
+      token_entry{transfer_ticket{*token, session, deadline, std::move(target),
+                                  std::move(principal), put},
+                  std::move(offered), at});
   if (!added) { // 2^-128: the kernel's randomness is broken
     expiry_.erase(at);
     return make_error(errc::io_error, "transfer token collision");
@@ -935,8 +944,7 @@ void data_plane::serve(inbound& in) {
     stream.deadline(clock::now() + options_.chunk_timeout);
     send_frame(stream, failure, static_cast<uint64_t>(code_of(err)), msg);
   };
-  chunk_source src{stream, in.h.total, options_.window, options_.chunk_timeout,
-                   counters_};
+  chunk_source src{stream, in.h.total, options_.chunk_timeout, counters_};
   auto x = decode(src, "transfer " + in.ticket.token.substr(0, 8));
   if (!x) {
     if (src.timed_out()) {
@@ -1448,8 +1456,7 @@ caf::expected<value_ptr> data_plane::receive(const std::string& host,
     say_goodbye(stream, err);
     return err;
   }
-  chunk_source src{stream, total, options_.window, options_.io_timeout,
-                   counters_};
+  chunk_source src{stream, total, options_.io_timeout, counters_};
   auto x = decode(src, what);
   if (!x) {
     auto err = src.problem() ? src.problem() : x.error();

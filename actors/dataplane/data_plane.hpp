@@ -149,17 +149,24 @@ struct data_plane_load {
   uint64_t receiving_bytes = 0;
 };
 
-/// Who an expected inbound transfer is for.
+/// Who an expected inbound transfer is for, and where it goes.
 struct transfer_ticket {
   std::string token;
   uint64_t session = 0;
   std::chrono::steady_clock::time_point deadline;
+  /// The fs:// URI the value is written to; empty: a new mem:// object
+  /// held by `session`.
+  std::string target;
+  /// Who writes `target` (the session's principal, checked again when the
+  /// value is stored).
+  std::string principal;
   /// A driver's own put (`expect_put`), not a transfer from another node:
   /// the value came from the session itself.
   bool put = false;
 };
 
-/// Stores a received value for the ticket's session; returns its URI.
+/// Stores a received value for the ticket's session (under its target, if
+/// any); returns its URI.
 using adopt_fn = std::function<caf::expected<std::string>(
     const transfer_ticket&, value_ptr)>;
 
@@ -180,7 +187,8 @@ using pull_callback = std::function<void(caf::expected<value_ptr>)>;
 /// {type=1, length, offset} + payload carrying the value's codec encoding
 /// (store/codec.hpp). The receiver reads payloads straight into the final
 /// buffers (decode), answers `credit` frames {type=2, 0, bytes consumed}
-/// every half window, and ends with `ok` {type=3, n} + URI or `error`
+/// for every whole chunk (so a sender never waits on a receiver with a
+/// different window), and ends with `ok` {type=3, n} + URI or `error`
 /// {type=4, n, code} + message. A chunk whose offset is not the next
 /// expected byte (duplicate, out of order) fails the transfer; a partial
 /// object is never stored. Tokens are one-shot and expire.
@@ -221,12 +229,16 @@ public:
 
   /// Registers an expected inbound transfer for `session`; returns the
   /// one-shot token the sender must present before `deadline` (128 bits
-  /// from the kernel's CSPRNG). Errors: `resource_exhausted` when the
+  /// from the kernel's CSPRNG). `target` and `principal` go into the
+  /// ticket the adopt function receives (empty: a mem:// object); the
+  /// caller checks them. Errors: `resource_exhausted` when the
   /// session holds `max_pending_tokens` or the node `max_tokens` unused
   /// tokens; `io_error` when the kernel has no randomness to give. O(1)
   /// amortized: expired tokens are purged oldest first as they pass.
   caf::expected<std::string> expect(uint64_t session,
-                                    clock::time_point deadline);
+                                    clock::time_point deadline,
+                                    std::string target = {},
+                                    std::string principal = {});
 
   /// `expect` for a driver's put: the token is accepted only from a
   /// driver's push (`put_async`), and the ticket says `put`.
@@ -337,9 +349,9 @@ private:
   void serve_pull(inbound& in);
   caf::expected<claimed_token> claim(const std::string& token);
   caf::expected<claimed_token> claim_locked(const std::string& token);
-  caf::expected<std::string> add_token(uint64_t session,
-                                       clock::time_point deadline,
-                                       value_ptr offered, bool put);
+  caf::expected<std::string>
+  add_token(uint64_t session, clock::time_point deadline, value_ptr offered,
+            bool put, std::string target, std::string principal);
   void drop_token(std::unordered_map<std::string, token_entry>::iterator i);
   void purge_expired_tokens(clock::time_point now);
   caf::expected<std::string> deliver_local(const std::string& token,

@@ -409,6 +409,13 @@ caf::expected<host_var> driver::transfer(const host_var& x, uint32_t from,
                               to);
 }
 
+caf::expected<host_var> driver::transfer(const host_var& x, uint32_t from,
+                                         uint32_t to,
+                                         const std::string& target) {
+  return ask_within<host_var>(transfer_wait_, transfer_atom::value, x, from, to,
+                              target);
+}
+
 caf::expected<host_var> driver::shuffle(const host_var& x,
                                         const std::vector<int64_t>& routing) {
   return ask_within<host_var>(transfer_wait_, shuffle_atom::value, x, routing);

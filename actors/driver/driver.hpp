@@ -161,6 +161,16 @@ public:
   caf::expected<host_var> transfer(const host_var& x, uint32_t from,
                                    uint32_t to);
 
+  /// Moves party `from`'s value of `x` to the persistent fs:// object
+  /// `target` on party `to` (atomic, owned by this driver's principal on
+  /// `to`); the result holds `target` on `to`, not reference counted, like
+  /// `put(rank, x, target)`. `x` may name a mem:// or an fs:// object.
+  /// Errors: those of `transfer`, and invalid_uri / unsupported_scheme /
+  /// permission_denied naming `target` when it may not be written there
+  /// (nothing is written then).
+  caf::expected<host_var> transfer(const host_var& x, uint32_t from,
+                                   uint32_t to, const std::string& target);
+
   /// SIMP shuffle: `routing[target]` names the source party whose value of
   /// `x` moves to `target` (-1: none). All moves run concurrently.
   caf::expected<host_var> shuffle(const host_var& x,

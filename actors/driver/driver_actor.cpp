@@ -680,6 +680,12 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         return forward<std::string>(self, rank, "expect transfer",
                                     expect_atom::value);
       },
+      [=](expect_atom, uint32_t rank,
+          std::string& target) -> caf::result<std::string> {
+        auto what = "expect transfer to " + target;
+        return forward<std::string>(self, rank, std::move(what),
+                                    expect_atom::value, std::move(target));
+      },
       [=](push_atom, uint32_t rank, std::string& uri, uint32_t target,
           std::string& token) -> caf::result<std::string> {
         auto what = "transfer " + uri + " to rank " + std::to_string(target);
@@ -780,6 +786,13 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
           uint32_t to) -> caf::result<host_var> {
         auto rp = self->make_response_promise<host_var>();
         detail::transfer(self, std::move(x), from, to, detail::deliver_to(rp));
+        return rp;
+      },
+      [=](transfer_atom, host_var& x, uint32_t from, uint32_t to,
+          std::string& target) -> caf::result<host_var> {
+        auto rp = self->make_response_promise<host_var>();
+        detail::transfer(self, std::move(x), from, to, detail::deliver_to(rp),
+                         std::move(target));
         return rp;
       },
       [=](shuffle_atom, host_var& x,

@@ -85,6 +85,13 @@ using driver_actor = caf::typed_actor<
     /// over their data plane; replies a handle with the replica on `to`.
     caf::replies_to<transfer_atom, host_var, uint32_t,
                     uint32_t>::with<host_var>,
+    /// Moves party `from`'s value of `x` (mem:// or fs://) to the fs://
+    /// object `target` on party `to`, written atomically and owned by the
+    /// session's principal there; replies a handle on `target` that is not
+    /// reference counted (fs:// objects live until erased). Errors as the
+    /// worker's `expect` of a target (naming it) and `push`.
+    caf::replies_to<transfer_atom, host_var, uint32_t, uint32_t,
+                    std::string>::with<host_var>,
     /// SIMP shuffle: `routing[target]` names the source of `target`'s
     /// value (-1: none). All moves run concurrently, at most
     /// `max_transfers_per_worker` per source worker.
@@ -102,6 +109,9 @@ using driver_actor = caf::typed_actor<
     // -- per-rank requests ----------------------------------------------------
     /// Asks worker `rank` for an inbound transfer token.
     caf::replies_to<expect_atom, uint32_t>::with<std::string>,
+    /// Asks worker `rank` for a token of an inbound transfer written to
+    /// the fs:// object `target` there.
+    caf::replies_to<expect_atom, uint32_t, std::string>::with<std::string>,
     /// Asks worker `rank` to push `uri` to worker `target` under `token`
     /// (from the target's `expect`).
     caf::replies_to<push_atom, uint32_t, std::string, uint32_t,

@@ -199,8 +199,11 @@ void forget_run(driver_self self, uint64_t id);
 /// Fails every submitted run still running (at close).
 void fail_all_runs(driver_self self, const caf::error& err);
 
+/// Moves party `from`'s value of `x` to party `to`: a new mem:// object,
+/// or the fs:// object `target` when not empty (its handle then is not
+/// reference counted).
 void transfer(driver_self self, host_var x, uint32_t from, uint32_t to,
-              then_fn<host_var> done);
+              then_fn<host_var> done, std::string target = {});
 
 void shuffle(driver_self self, host_var x, std::vector<int64_t> routing,
              then_fn<host_var> done);

@@ -381,8 +381,25 @@ void release_push_slot(self_ptr self, uint32_t from) {
 
 } // namespace
 
+namespace {
+
+/// Asks rank `to` for a token of an inbound transfer: a new mem:// object,
+/// or the fs:// object `target` when not empty.
+void expect_on(driver_self self, uint32_t to, const std::string& target,
+               std::function<void(std::string&)> ok,
+               std::function<void(caf::error)> fail) {
+  if (target.empty())
+    call<std::string>(self, to, "expect transfer", std::move(ok),
+                      std::move(fail), expect_atom::value);
+  else
+    call<std::string>(self, to, "expect transfer to " + target, std::move(ok),
+                      std::move(fail), expect_atom::value, target);
+}
+
+} // namespace
+
 void transfer(driver_self self, host_var x, uint32_t from, uint32_t to,
-              then_fn<host_var> done) {
+              then_fn<host_var> done, std::string target) {
   auto n = world_size(self);
   if (from >= n || to >= n) {
     done(make_error(errc::invalid_argument,
@@ -402,6 +419,13 @@ void transfer(driver_self self, host_var x, uint32_t from, uint32_t to,
   }
   host_var result{n};
   if (from == to) {
+    if (!target.empty()) {
+      done(make_error(errc::invalid_argument,
+                      "transfer to " + target + " from rank "
+                          + std::to_string(from)
+                          + " to itself (a transfer moves between ranks)"));
+      return;
+    }
     result.set(to, x.part(from));
     done(std::move(result));
     return;
@@ -411,31 +435,32 @@ void transfer(driver_self self, host_var x, uint32_t from, uint32_t to,
     return;
   }
   auto shared_done = std::make_shared<then_fn<host_var>>(std::move(done));
-  with_push_slot(self, from, [self, x, from, to, shared_done] {
+  with_push_slot(self, from, [self, x, from, to, shared_done, target] {
     auto finish = [self, from, shared_done](caf::expected<host_var> r) {
       release_push_slot(self, from);
       (*shared_done)(std::move(r));
     };
-    call<std::string>(
-        self, to, "expect transfer",
-        [self, x, from, to, finish](std::string& token) {
+    expect_on(
+        self, to, target,
+        [self, x, from, to, finish, target](std::string& token) {
           auto uri = *x.uri(from);
           auto what = "transfer " + uri + " to rank " + std::to_string(to);
           // `x` stays captured until the push answered: the source is held.
           call_on<std::string>(
               self, from, to, std::move(what),
               self->state.options.transfer_timeout,
-              [self, x, to, finish](std::string& moved) {
+              [self, x, to, finish, target](std::string& moved) {
                 host_var out{world_size(self)};
+                // An fs:// target is persistent: not reference counted.
+                auto sink = target.empty() ? self->state.sink : nullptr;
                 out.set(to, std::make_shared<const remote_ref>(
-                                to, std::move(moved), self->state.sink));
+                                to, std::move(moved), std::move(sink)));
                 finish(std::move(out));
               },
               [finish](caf::error err) { finish(std::move(err)); },
               push_atom::value, uri, to, std::move(token));
         },
-        [finish](caf::error err) { finish(std::move(err)); },
-        expect_atom::value);
+        [finish](caf::error err) { finish(std::move(err)); });
   });
 }
 

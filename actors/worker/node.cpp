@@ -47,7 +47,11 @@ adopt_fn make_adopt(std::shared_ptr<adopt_target> target) {
     auto on_error = [&](caf::error& err) {
       result = std::move(err);
     };
-    if (ticket.put)
+    if (!ticket.target.empty()) // an fs:// target, written as the principal
+      self->request(worker, target->timeout, adopt_atom::value, ticket.session,
+                    ticket.target, ticket.principal, wire_value{std::move(x)})
+          .receive(on_uri, on_error);
+    else if (ticket.put)
       self->request(worker, target->timeout, adopt_atom::value, ticket.session,
                     wire_value{std::move(x)}, put_atom::value)
           .receive(on_uri, on_error);

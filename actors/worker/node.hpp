@@ -88,7 +88,13 @@ using worker_node_actor = worker_actor::extend<
     /// `adopt` of a driver's own streamed put: recorded as put by the
     /// session (fetchable by it under `revealed-only`).
     caf::replies_to<adopt_atom, uint64_t, wire_value,
-                    put_atom>::with<std::string>>;
+                    put_atom>::with<std::string>,
+    /// Writes a value the node's data plane received for `session` to the
+    /// fs:// URI `target` as `principal` (the session's), checking the
+    /// write again; replies `target`. Node-local like the above. Not
+    /// idempotent.
+    caf::replies_to<adopt_atom, uint64_t, std::string, std::string,
+                    wire_value>::with<std::string>>;
 
 /// The actors of one node and its shared state.
 struct node_handles {

@@ -45,6 +45,22 @@ store_actor_impl(store_actor::stateful_pointer<store_actor_state> self,
           return std::move(result.error());
         return result->str();
       },
+      [=](may_write_atom, std::string& text,
+          std::string& principal) -> caf::result<std::string> {
+        auto id = parse_target(text);
+        if (!id)
+          return std::move(id.error());
+        if (id->scheme() != scheme::fs)
+          return make_error(errc::unsupported_scheme,
+                            id->str()
+                                + ": only fs:// objects are written "
+                                  "under a principal");
+        // Without fs roots: unsupported_scheme naming the URI.
+        auto& objects = *self->state.objects;
+        if (auto err = objects.authorize(*id, principal, fs_access::write))
+          return err;
+        return id->str();
+      },
       [=](get_atom, std::string& text,
           std::string& principal) -> caf::result<wire_value> {
         auto id = uri::parse(text);

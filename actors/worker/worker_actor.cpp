@@ -510,49 +510,6 @@ std::chrono::milliseconds token_ttl(const node_options& options) {
                                              std::chrono::minutes{1});
 }
 
-/// A token for an inbound transfer (`put`: for the session's own streamed
-/// put) after checking the session's key and token count.
-caf::expected<std::string> issue_token(self_ptr self, session_key& key,
-                                       bool put) {
-  auto me = authenticate(self, key);
-  if (!me)
-    return std::move(me.error());
-  auto s = (*me)->id;
-  auto& st = self->state;
-  if (!st.data)
-    return make_error(errc::unsupported, "this node has no data plane");
-  auto cap = st.data->options().max_pending_tokens;
-  if (cap > 0 && st.data->pending_tokens(s) >= cap)
-    return make_error(errc::resource_exhausted,
-                      "session holds " + std::to_string(cap)
-                          + " unused transfer tokens (limit); use or let "
-                            "them expire first");
-  auto deadline = std::chrono::steady_clock::now() + token_ttl(st.options);
-  return put ? st.data->expect_put(s, deadline) : st.data->expect(s, deadline);
-}
-
-/// Stores a value the data plane received for `session` (node-local
-/// senders only); `put`: the session's own put, else a transfer.
-caf::expected<std::string> adopt_value(self_ptr self, uint64_t session,
-                                       wire_value& x, bool put) {
-  auto& st = self->state;
-  auto& sender = self->current_sender();
-  if (!sender || sender->node() != self->node())
-    return make_error(errc::permission_denied,
-                      "adopt is node-local (refused from a peer)");
-  if (!session_alive(self, session))
-    return make_error(errc::object_lost, "the receiving session is closed");
-  if (!x.ptr)
-    return make_error(errc::invalid_argument, "adopt of a null value");
-  auto size = x.ptr->size_bytes();
-  auto id = st.objects->put(std::move(x.ptr));
-  if (!id)
-    return std::move(id.error());
-  st.refs.add(*id, session, size, false, put ? session : 0,
-              reference_table::clock::now());
-  return id->str();
-}
-
 /// Where worker `rank` of session `me`'s cluster listens for BASP: the
 /// node's configured members if any, else what the session named at hello.
 caf::expected<std::string> member_endpoint(self_ptr self, const session& me,
@@ -646,6 +603,88 @@ void resolve_peer(self_ptr self, const std::string& endpoint, uint32_t rank,
                                                      + endpoint + ": "
                                                      + describe(err)));
           });
+}
+
+/// Streams `value` to the data plane of worker `rank` (at `endpoint`)
+/// under `token` and answers `rp` with the URI on the target; `done` runs
+/// when the push ended either way (unpins a mem:// source).
+void push_to_peer(self_ptr self, caf::typed_response_promise<std::string> rp,
+                  const std::string& endpoint, uint32_t rank, std::string token,
+                  value_ptr value, std::function<void()> done) {
+  resolve_peer(
+      self, endpoint, rank,
+      [self, rp, done, token = std::move(token), value = std::move(value)](
+          caf::expected<std::pair<std::string, uint16_t>> where) mutable {
+        if (!where) {
+          done();
+          rp.deliver(std::move(where.error()));
+          return;
+        }
+        self->request(self->state.transfer, caf::infinite, push_atom::value,
+                      std::move(where->first), where->second, std::move(token),
+                      wire_value{std::move(value)})
+            .then(
+                [rp, done](std::string& uri) mutable {
+                  done();
+                  rp.deliver(std::move(uri));
+                },
+                [rp, done](caf::error& err) mutable {
+                  done();
+                  rp.deliver(std::move(err));
+                });
+      });
+}
+
+/// Registers an expected inbound transfer for session `me` (written to
+/// the fs:// URI `target` when not empty) under the token caps.
+caf::expected<std::string> expect_transfer(self_ptr self, const session& me,
+                                           std::string target = {},
+                                           bool put = false) {
+  auto& st = self->state;
+  if (!st.data)
+    return make_error(errc::unsupported, "this node has no data plane");
+  auto cap = st.data->options().max_pending_tokens;
+  if (cap > 0 && st.data->pending_tokens(me.id) >= cap)
+    return make_error(errc::resource_exhausted,
+                      "session holds " + std::to_string(cap)
+                          + " unused transfer tokens (limit); use or "
+                            "let them expire first");
+  auto deadline = std::chrono::steady_clock::now() + token_ttl(st.options);
+  if (put)
+    return st.data->expect_put(me.id, deadline);
+  auto principal = target.empty() ? std::string{} : me.principal;
+  return st.data->expect(me.id, deadline, std::move(target),
+                         std::move(principal));
+}
+
+/// Checks an `adopt` before anything is stored: sent by this node's data
+/// plane, for a live session, with a value.
+caf::error check_adopt(self_ptr self, uint64_t session, const wire_value& x) {
+  auto& sender = self->current_sender();
+  if (!sender || sender->node() != self->node())
+    return make_error(errc::permission_denied,
+                      "adopt is node-local (refused from a peer)");
+  if (!session_alive(self, session))
+    return make_error(errc::object_lost, "the receiving session is closed");
+  if (!x.ptr)
+    return make_error(errc::invalid_argument, "adopt of a null value");
+  return {};
+}
+
+/// Stores a value the data plane received for `session` (node-local
+/// senders only); `put`: the session's own put, else a transfer.
+caf::expected<std::string> adopt_value(self_ptr self, uint64_t session,
+                                       wire_value& x, bool put) {
+  auto& st = self->state;
+  if (auto err = check_adopt(self, session, x))
+    return err;
+  auto size = x.ptr->size_bytes();
+  auto id = st.objects->put(std::move(x.ptr));
+  if (!id)
+    return std::move(id.error());
+  st.refs.add(*id, session, size, false, put ? session : 0,
+              reference_table::clock::now());
+  return id->str();
 }
 
 /// Node-wide counters: for operator sessions only.
@@ -1050,10 +1089,58 @@ worker_actor_impl(self_ptr self, node_options options,
       },
       [=](ping_atom) { return ping_atom::value; },
       [=](expect_atom, session_key& key) -> caf::result<std::string> {
-        return issue_token(self, key, false);
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        return expect_transfer(self, **me);
+      },
+      [=](expect_atom, session_key& key,
+          std::string& text) -> caf::result<std::string> {
+        auto& st = self->state;
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        auto id = uri::parse(text);
+        if (!id)
+          return std::move(id.error());
+        if (id->scheme() == scheme::mem)
+          return make_error(errc::invalid_uri,
+                            id->str()
+                                + ": a transfer names fs:// targets only; "
+                                  "mem:// ids are assigned by the worker");
+        if (id->scheme() != scheme::fs)
+          return make_error(errc::unsupported_scheme,
+                            id->str() + ": transfers write fs:// targets only");
+        if (!st.data)
+          return make_error(errc::unsupported, "this node has no data plane");
+        // The write check touches the disk: on the store actor's thread.
+        auto rp = self->make_response_promise<std::string>();
+        auto s = (*me)->id;
+        self->request(st.store, caf::infinite, may_write_atom::value,
+                      std::move(text), (*me)->principal)
+            .then(
+                [self, rp, s](std::string& target) mutable {
+                  auto i = self->state.sessions.find(s);
+                  if (i == self->state.sessions.end()) {
+                    rp.deliver(
+                        make_error(errc::object_lost, "the session closed"));
+                    return;
+                  }
+                  auto token
+                      = expect_transfer(self, i->second, std::move(target));
+                  if (token)
+                    rp.deliver(std::move(*token));
+                  else
+                    rp.deliver(std::move(token.error()));
+                },
+                [rp](caf::error& err) mutable { rp.deliver(std::move(err)); });
+        return rp;
       },
       [=](put_atom, session_key& key, expect_atom) -> caf::result<std::string> {
-        return issue_token(self, key, true);
+        auto me = authenticate(self, key);
+        if (!me)
+          return std::move(me.error());
+        return expect_transfer(self, **me, {}, true);
       },
       [=](push_atom, session_key& key, std::string& text, uint32_t target,
           std::string& token) -> caf::result<std::string> {
@@ -1065,11 +1152,26 @@ worker_actor_impl(self_ptr self, node_options options,
         auto id = uri::parse(text);
         if (!id)
           return std::move(id.error());
-        if (id->scheme() != scheme::mem)
-          return make_error(errc::unsupported,
-                            id->str()
-                                + ": only mem:// objects are "
-                                  "transferred (load fs:// in a task)");
+        if (id->scheme() != scheme::mem) {
+          // fs:// (persistent, owned): the store actor applies the access
+          // rule and reads the file off this thread; nothing to pin.
+          auto endpoint = member_endpoint(self, **me, target);
+          if (!endpoint)
+            return std::move(endpoint.error());
+          auto rp = self->make_response_promise<std::string>();
+          self->request(st.store, caf::infinite, get_atom::value,
+                        std::move(text), (*me)->principal)
+              .then(
+                  [self, rp, endpoint = *endpoint, target,
+                   token = std::move(token)](wire_value& x) mutable {
+                    push_to_peer(self, rp, endpoint, target, std::move(token),
+                                 std::move(x.ptr), [] {});
+                  },
+                  [rp](caf::error& err) mutable {
+                    rp.deliver(std::move(err));
+                  });
+          return rp;
+        }
         if (auto err = check_held(self, *id, s))
           return err;
         auto endpoint = member_endpoint(self, **me, target);
@@ -1082,33 +1184,11 @@ worker_actor_impl(self_ptr self, node_options options,
         // meanwhile cannot free it.
         st.refs.pin(*id);
         auto rp = self->make_response_promise<std::string>();
-        auto unpin = [self, id = *id] {
-          if (self->state.refs.unpin(id))
-            erase_free(self, id);
-        };
-        resolve_peer(
-            self, *endpoint, target,
-            [self, rp, unpin, token, value = std::move(*x)](
-                caf::expected<std::pair<std::string, uint16_t>> where) mutable {
-              if (!where) {
-                unpin();
-                rp.deliver(std::move(where.error()));
-                return;
-              }
-              self->request(self->state.transfer, caf::infinite,
-                            push_atom::value, std::move(where->first),
-                            where->second, std::move(token),
-                            wire_value{std::move(value)})
-                  .then(
-                      [rp, unpin](std::string& uri) mutable {
-                        unpin();
-                        rp.deliver(std::move(uri));
-                      },
-                      [rp, unpin](caf::error& err) mutable {
-                        unpin();
-                        rp.deliver(std::move(err));
-                      });
-            });
+        push_to_peer(self, rp, *endpoint, target, std::move(token),
+                     std::move(*x), [self, id = *id] {
+                       if (self->state.refs.unpin(id))
+                         erase_free(self, id);
+                     });
         return rp;
       },
       [=](peer_atom) -> peer_info {
@@ -1123,6 +1203,22 @@ worker_actor_impl(self_ptr self, node_options options,
       [=](adopt_atom, uint64_t session, wire_value& x,
           put_atom) -> caf::result<std::string> {
         return adopt_value(self, session, x, true);
+      },
+      [=](adopt_atom, uint64_t session, std::string& target,
+          std::string& principal, wire_value& x) -> caf::result<std::string> {
+        auto& st = self->state;
+        if (auto err = check_adopt(self, session, x))
+          return err;
+        if (st.sessions.at(session).principal != principal)
+          return make_error(errc::permission_denied,
+                            target
+                                + ": the transfer's principal is not the "
+                                  "receiving session's");
+        // Like a put to an fs:// target: the store actor checks the write
+        // again (the file may have changed hands since `expect`) and writes
+        // temp file + rename off this thread; the object is owned, not held.
+        return self->delegate(st.store, put_atom::value, std::move(x),
+                              std::move(target), std::move(principal));
       },
   };
 }

@@ -174,6 +174,29 @@ TEST(data_plane_pull,
   EXPECT_EQ((*node)->pending_tokens(7), 0u) << "the grant is used";
 }
 
+TEST(data_plane_pull, sides_with_different_windows_and_chunks_agree) {
+  // A driver and a worker need not share their tuning: each side's
+  // credit must keep the other's sender going.
+  data_plane_options small = tcp_options();
+  small.chunk_size = 64u << 10;
+  small.window = 128u << 10;
+  data_plane_options large = tcp_options();
+  large.chunk_size = 1u << 20;
+  large.window = 32u << 20;
+  for (auto [node_opts, client_opts] :
+       {std::pair{small, large}, std::pair{large, small}}) {
+    client_opts.listen = false;
+    auto node = data_plane::start(node_opts, refuse_all());
+    auto client = data_plane::start(client_opts, refuse_all());
+    ASSERT_TRUE(node && client);
+    auto x = iota_tensor(1 << 20); // 8 MiB: many windows either way
+    auto got
+        = (*client)->pull("127.0.0.1", (*node)->port(), grant_for(**node, x));
+    ASSERT_TRUE(got) << describe(got.error());
+    EXPECT_EQ(**got, *x);
+  }
+}
+
 TEST(data_plane_pull, a_grant_is_one_shot_and_holds_its_value) {
   auto node = data_plane::start(tcp_options(), refuse_all());
   auto client = data_plane::start(client_options(), refuse_all());

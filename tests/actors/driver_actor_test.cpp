@@ -216,6 +216,12 @@ fake_worker::behavior_type fake_worker_impl(fake_ptr self,
           return refused();
         return answer(self, *s, "put-token-" + std::to_string(s->rank));
       },
+      [=](expect_atom, session_key& key,
+          std::string& target) -> caf::result<std::string> {
+        if (!keyed(key, "expect " + target))
+          return refused();
+        return answer(self, *s, "token-" + std::to_string(s->rank));
+      },
       [=](push_atom, session_key& key, std::string& uri, uint32_t target,
           std::string& token) -> caf::result<std::string> {
         if (!keyed(key, "push " + uri + " to rank " + std::to_string(target)

@@ -358,6 +358,16 @@ TEST_F(hostile_input, adopt_from_a_peer_is_refused_and_stores_nothing) {
   EXPECT_NE(message_of(err).find("node-local"), std::string::npos)
       << describe(err);
   EXPECT_EQ(mem_objects(0), before);
+  // Nor does the variant that writes an fs:// target.
+  auto file = nodes().fs_root(0) / "adopted.obj";
+  caf::error fs_err;
+  self->request(caf::actor_cast<caf::actor>(*w), 10s, adopt_atom::value,
+                uint64_t{1}, "fs://" + file.string(), std::string{"operator"},
+                wire_value{int64_tensor(4, 7)})
+      .receive([&](std::string& uri) { ADD_FAILURE() << "adopted " << uri; },
+               [&](caf::error& e) { fs_err = std::move(e); });
+  EXPECT_EQ(code_of(fs_err), errc::permission_denied) << describe(fs_err);
+  EXPECT_FALSE(std::filesystem::exists(file));
   expect_intact();
 }
 

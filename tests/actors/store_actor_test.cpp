@@ -145,6 +145,42 @@ protected:
   store_actor store_;
 };
 
+TEST_F(store_actor_test, may_write_checks_an_fs_target_without_writing) {
+  start_with_fs_root();
+  auto may_write = [&](const std::string& uri, const std::string& who) {
+    return ask<std::string>(may_write_atom::value, uri, who);
+  };
+  auto fresh = fs_uri(root() / "new" / "x.obj");
+  auto ok = may_write(fresh, "alice");
+  ASSERT_TRUE(ok.ok()) << describe(ok.error);
+  EXPECT_EQ(*ok.value, fresh);
+  EXPECT_FALSE(fs::exists(root() / "new")) << "a check writes nothing";
+  auto owned = fs_uri(root() / "owned.obj");
+  ASSERT_TRUE((ask<std::string>(put_atom::value, wire_value{vec({1})}, owned,
+                                std::string{"alice"}))
+                  .ok());
+  EXPECT_TRUE(may_write(owned, "alice").ok()) << "its owner overwrites it";
+  expect_error(may_write(owned, "bob"), errc::permission_denied, owned);
+  auto outside = fs_uri(dir_ / "outside.obj");
+  expect_error(may_write(outside, "alice"), errc::permission_denied, outside);
+  auto dotdot = fs_uri(root() / ".." / "up.obj");
+  expect_error(may_write(dotdot, "alice"), errc::permission_denied, dotdot);
+  expect_error(may_write("fs://relative", "alice"), errc::invalid_uri,
+               "fs://relative");
+  expect_error(may_write("mem://abc", "alice"), errc::unsupported_scheme,
+               "mem://abc");
+  expect_error(may_write("ftp://host/x", "alice"), errc::unsupported_scheme,
+               "ftp://host/x");
+}
+
+TEST_F(store_actor_test, may_write_without_fs_roots_is_unsupported_scheme) {
+  start();
+  auto target = fs_uri(dir_ / "x.obj");
+  expect_error(
+      ask<std::string>(may_write_atom::value, target, std::string{"alice"}),
+      errc::unsupported_scheme, target);
+}
+
 TEST_F(store_actor_test, put_without_target_stores_a_new_mem_object) {
   start();
   auto x = vec({1, 2, 3});

@@ -230,7 +230,11 @@ TEST_F(stream, objects_over_4_gib_put_fetch_and_transfer) {
   if (memory_available() < (uint64_t{12} << 30))
     GTEST_SKIP() << "needs 12 GiB of available memory";
   start(stream_options());
-  auto& d = connect();
+  // Making 4.5 GiB on a loaded 2-core machine (or under sanitizers) can
+  // take longer than a task's default deadline.
+  driver_actor_options opts;
+  opts.timeout = std::chrono::minutes{5};
+  auto& d = connect(opts);
   graph_builder b;
   b.output(b.add("iota", {}, {make_attr("n", n), make_attr("dtype", "int64")}));
   auto made = d.run(b.build(), {}, {0});
