@@ -388,27 +388,40 @@ void stream_put(self_ptr self, uint32_t rank,
     rp.deliver(std::move(err));
   };
   auto value = std::move(req.value.ptr);
-  detail::call<std::string>(
-      self, rank, what + " (token)",
-      [self, rank, route, value, what, rp, fail](std::string& token) mutable {
-        auto plane = client_plane(self);
-        if (!plane) {
-          fail(std::move(plane.error()));
-          return;
-        }
-        auto& st = self->state;
-        ++st.counters.streamed_puts;
-        st.counters.data_bytes_sent += value->size_bytes();
-        driver_state::stream_call then;
-        then.rank = rank;
-        then.put_done = [rp](std::string& uri) mutable {
-          rp.deliver(std::move(uri));
+  // A put to an fs:// target streams under a transfer token naming it (the
+  // worker checks the write at once and again on arrival); a mem:// put
+  // under a put token, so the object counts as the session's own put.
+  auto to_file = !req.target.empty();
+  std::function<void(std::string&)> on_token
+      = [self, rank, route, value, what, rp, fail,
+         to_file](std::string& token) mutable {
+          auto plane = client_plane(self);
+          if (!plane) {
+            fail(std::move(plane.error()));
+            return;
+          }
+          auto& st = self->state;
+          ++st.counters.streamed_puts;
+          st.counters.data_bytes_sent += value->size_bytes();
+          driver_state::stream_call then;
+          then.rank = rank;
+          then.put_done = [rp](std::string& uri) mutable {
+            rp.deliver(std::move(uri));
+          };
+          auto report = start_stream(self, rank, what, fail, std::move(then));
+          if (to_file)
+            (*plane)->send_async(route.first, route.second, token,
+                                 std::move(value), report);
+          else
+            (*plane)->put_async(route.first, route.second, token,
+                                std::move(value), report);
         };
-        auto report = start_stream(self, rank, what, fail, std::move(then));
-        (*plane)->put_async(route.first, route.second, token, std::move(value),
-                            report);
-      },
-      fail, put_atom::value, expect_atom::value);
+  if (to_file)
+    detail::call<std::string>(self, rank, what + " (token)", on_token, fail,
+                              expect_atom::value, std::move(req.target));
+  else
+    detail::call<std::string>(self, rank, what + " (token)", on_token, fail,
+                              put_atom::value, expect_atom::value);
 }
 
 /// A fetch that lets the worker choose: the value in the reply, or a grant
@@ -595,8 +608,7 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
           auto route = stream_route(self, rank);
           auto must_stream = size > max_message_value;
           auto threshold = self->state.options.stream_threshold;
-          if (route && req.target.empty()
-              && ((threshold > 0 && size >= threshold) || must_stream)) {
+          if (route && ((threshold > 0 && size >= threshold) || must_stream)) {
             auto rp = self->make_response_promise<std::string>();
             stream_put(self, rank, std::move(*route), std::move(req),
                        std::move(what), rp);
@@ -609,8 +621,8 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
                     + " bytes are too large for an actor message (at most "
                     + std::to_string(max_message_value) + ") and rank "
                     + std::to_string(rank)
-                    + " cannot be streamed to (no data port or endpoint, or "
-                      "an fs:// target); nothing sent");
+                    + " cannot be streamed to (no data port or endpoint); "
+                      "nothing sent");
         }
         return forward<std::string>(self, rank, std::move(what),
                                     put_atom::value, std::move(req));

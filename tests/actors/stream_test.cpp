@@ -140,6 +140,32 @@ TEST_F(stream, another_session_cannot_fetch_a_streamed_object) {
   ASSERT_TRUE(v) << describe(v.error());
 }
 
+TEST_F(stream, a_large_put_to_an_fs_target_streams_and_writes_the_file) {
+  start(stream_options());
+  auto& d = connect();
+  auto x = iota_tensor(1 << 19); // 4 MiB
+  auto target = "fs://" + (nodes().fs_root(1) / "big" / "x.obj").string();
+  auto h = d.put(1, x, target);
+  ASSERT_TRUE(h) << describe(h.error());
+  EXPECT_EQ(*h->uri(1), target);
+  auto s = stats_of(d);
+  EXPECT_EQ(s.streamed_puts, 1u);
+  EXPECT_LT(s.bytes_sent, control_bytes);
+  auto stored = nodes().node(1).objects->get(*uri::parse(target));
+  ASSERT_TRUE(stored) << describe(stored.error());
+  EXPECT_EQ(**stored, *x);
+  auto v = d.fetch(1, *h);
+  ASSERT_TRUE(v) << describe(v.error());
+  EXPECT_EQ(**v, *x);
+  EXPECT_EQ(stats_of(d).streamed_fetches, 1u);
+  // Outside the roots: refused before a byte streams, nothing written.
+  auto outside = d.put(1, x, "fs:///etc/objstore-stream-test.obj");
+  ASSERT_FALSE(outside);
+  EXPECT_EQ(code_of(outside.error()), errc::permission_denied)
+      << describe(outside.error());
+  EXPECT_EQ(stats_of(d).streamed_puts, 1u);
+}
+
 TEST_F(stream, a_put_token_cannot_launder_a_transfer_into_a_put) {
   start(stream_options(fetch_policy::revealed_only));
   auto& d = connect();
