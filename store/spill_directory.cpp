@@ -42,6 +42,15 @@ caf::error path_error(const fs::path& p, std::string_view what, int code) {
                             + p.string() + "': " + std::strerror(code));
 }
 
+/// Whether the open file `fd` is still the file at `path`.
+bool same_file(int fd, const fs::path& path) {
+  struct stat open_file;
+  struct stat at_path;
+  return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &at_path) == 0
+         && open_file.st_dev == at_path.st_dev
+         && open_file.st_ino == at_path.st_ino;
+}
+
 /// Removes everything in `dir` but its lock file; returns how many entries.
 uint64_t clear_contents(const fs::path& dir) {
   uint64_t removed = 0;
@@ -94,6 +103,7 @@ spill_directory::open(const fs::path& root, const std::string& key) {
   detail::fd_guard chosen;
   fs::path chosen_dir;
   uint64_t removed = 0;
+  int retries = 0;
   for (int n = 0; n < max_siblings; ++n) {
     auto dir = root / (n == 0 ? key : key + "." + std::to_string(n));
     bool exists = fs::is_directory(dir, ec);
@@ -113,6 +123,13 @@ spill_directory::open(const fs::path& root, const std::string& key) {
     }
     if (::flock(lock.fd, LOCK_EX | LOCK_NB) != 0)
       continue; // a live node uses it
+    if (!same_file(lock.fd, lock_path)) {
+      // Removed as a dead sibling by another node starting meanwhile: the
+      // lock we hold is on a deleted file. Look at this place again.
+      if (++retries < 100)
+        --n;
+      continue;
+    }
     if (chosen.fd < 0) {
       // Ours now; whatever is inside was left by a crashed process.
       removed += clear_contents(dir);

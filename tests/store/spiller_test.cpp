@@ -22,16 +22,6 @@ value_ptr blob_of(size_t n, char fill) {
   return make_value(blob::copy_of(std::string(n, fill)));
 }
 
-size_t spill_files(const fs::path& dir) {
-  size_t n = 0;
-  std::error_code ec;
-  for (auto i = fs::recursive_directory_iterator{dir, ec};
-       !ec && i != fs::end(i); i.increment(ec))
-    if (i->is_regular_file() && i->path().filename() != ".lock")
-      ++n;
-  return n;
-}
-
 /// A store with a 1000-byte memory limit spilling to a temp directory.
 class spiller_test : public testing::Test {
 protected:
@@ -67,7 +57,7 @@ TEST_F(spiller_test, three_times_the_limit_fits_and_comes_back) {
   EXPECT_GE(st.spill.spilled_objects, 7u);
   EXPECT_EQ(st.spill.spilled_bytes, 300 * st.spill.spilled_objects);
   EXPECT_EQ(st.spill.spills, st.spill.spilled_objects);
-  EXPECT_EQ(spill_files(node_dir()), st.spill.spilled_objects);
+  EXPECT_EQ(test::spill_files(node_dir()), st.spill.spilled_objects);
   // The oldest went first.
   EXPECT_TRUE(store->is_spilled(ids.front()));
   EXPECT_FALSE(store->is_spilled(ids.back()));
@@ -89,7 +79,7 @@ TEST_F(spiller_test, three_times_the_limit_fits_and_comes_back) {
   EXPECT_EQ(st.of(scheme::mem).bytes, 0u);
   EXPECT_EQ(st.spill.spilled_objects, 0u);
   EXPECT_EQ(st.spill.spill_file_bytes, 0u);
-  EXPECT_EQ(spill_files(node_dir()), 0u);
+  EXPECT_EQ(test::spill_files(node_dir()), 0u);
   store.reset();
   EXPECT_FALSE(fs::exists(node_dir()));
 }
@@ -165,7 +155,8 @@ TEST_F(spiller_test, background_work_spills_down_to_the_threshold) {
   EXPECT_FALSE(store->erase(ids[0]));
   EXPECT_EQ(calls.load(), 2);
   store->run_background_work();
-  EXPECT_EQ(spill_files(node_dir()), store->stats().spill.spilled_objects);
+  EXPECT_EQ(test::spill_files(node_dir()),
+            store->stats().spill.spilled_objects);
 }
 
 TEST_F(spiller_test, damaged_or_missing_files_are_typed_errors) {
@@ -204,7 +195,7 @@ TEST_F(spiller_test, damaged_or_missing_files_are_typed_errors) {
   EXPECT_FALSE(store->erase(a));
   EXPECT_FALSE(store->erase(b));
   store->run_background_work();
-  EXPECT_EQ(spill_files(node_dir()), 0u);
+  EXPECT_EQ(test::spill_files(node_dir()), 0u);
 }
 
 TEST_F(spiller_test, concurrent_use_keeps_values_and_leaves_no_files) {
@@ -243,7 +234,7 @@ TEST_F(spiller_test, concurrent_use_keeps_values_and_leaves_no_files) {
   EXPECT_EQ(st.of(scheme::mem).objects, 0u);
   EXPECT_EQ(st.spill.spilled_objects, 0u);
   EXPECT_GT(st.spill.spills, 0u);
-  EXPECT_EQ(spill_files(node_dir()), 0u);
+  EXPECT_EQ(test::spill_files(node_dir()), 0u);
 }
 
 TEST_F(spiller_test, off_without_a_limit_or_threshold) {
