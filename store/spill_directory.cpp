@@ -216,6 +216,16 @@ caf::expected<value_ptr> spill_directory::read(const uri& id,
   return decode(src, id.str() + " (spill file '" + f.path.string() + "')");
 }
 
+size_t spill_directory::count_files(const fs::path& root) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto i = fs::recursive_directory_iterator{root, ec};
+       !ec && i != fs::end(i); i.increment(ec))
+    if (i->is_regular_file() && i->path().filename() != lock_name)
+      ++n;
+  return n;
+}
+
 void spill_directory::remove(const spill_file& f) noexcept {
   ::unlink(f.path.c_str());
 }

@@ -69,6 +69,11 @@ public:
   /// The node's directory (`<root>/<key>` or a numbered sibling).
   const std::filesystem::path& path() const noexcept { return dir_; }
 
+  /// Spill files (and temp files) below a spill root, every node's
+  /// directory included; lock files do not count. For operators and
+  /// leak checks.
+  static size_t count_files(const std::filesystem::path& root);
+
   /// Files and directories `open` removed (left by a crashed process).
   uint64_t leftovers_removed() const noexcept { return leftovers_; }
 

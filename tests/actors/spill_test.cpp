@@ -13,6 +13,7 @@
 #include "actors/cluster_fixture.hpp"
 #include "actors/testing/local_cluster.hpp"
 #include "store/error.hpp"
+#include "store/spill_directory.hpp"
 #include "store/test_support.hpp"
 
 namespace spill_test_file {
@@ -86,8 +87,8 @@ protected:
           << r;
     }
     EXPECT_TRUE(test::poll_until([&] {
-      return test::spill_files(spill_root_.path()) == 0;
-    })) << test::spill_files(spill_root_.path())
+      return spill_directory::count_files(spill_root_.path()) == 0;
+    })) << spill_directory::count_files(spill_root_.path())
         << " spill files left";
   }
 

@@ -10,6 +10,7 @@
 
 #include "store/error.hpp"
 #include "store/object_store.hpp"
+#include "store/spill_directory.hpp"
 #include "store/test_support.hpp"
 
 namespace spiller_test_file {
@@ -57,7 +58,7 @@ TEST_F(spiller_test, three_times_the_limit_fits_and_comes_back) {
   EXPECT_GE(st.spill.spilled_objects, 7u);
   EXPECT_EQ(st.spill.spilled_bytes, 300 * st.spill.spilled_objects);
   EXPECT_EQ(st.spill.spills, st.spill.spilled_objects);
-  EXPECT_EQ(test::spill_files(node_dir()), st.spill.spilled_objects);
+  EXPECT_EQ(spill_directory::count_files(node_dir()), st.spill.spilled_objects);
   // The oldest went first.
   EXPECT_TRUE(store->is_spilled(ids.front()));
   EXPECT_FALSE(store->is_spilled(ids.back()));
@@ -79,7 +80,7 @@ TEST_F(spiller_test, three_times_the_limit_fits_and_comes_back) {
   EXPECT_EQ(st.of(scheme::mem).bytes, 0u);
   EXPECT_EQ(st.spill.spilled_objects, 0u);
   EXPECT_EQ(st.spill.spill_file_bytes, 0u);
-  EXPECT_EQ(test::spill_files(node_dir()), 0u);
+  EXPECT_EQ(spill_directory::count_files(node_dir()), 0u);
   store.reset();
   EXPECT_FALSE(fs::exists(node_dir()));
 }
@@ -155,7 +156,7 @@ TEST_F(spiller_test, background_work_spills_down_to_the_threshold) {
   EXPECT_FALSE(store->erase(ids[0]));
   EXPECT_EQ(calls.load(), 2);
   store->run_background_work();
-  EXPECT_EQ(test::spill_files(node_dir()),
+  EXPECT_EQ(spill_directory::count_files(node_dir()),
             store->stats().spill.spilled_objects);
 }
 
@@ -195,7 +196,7 @@ TEST_F(spiller_test, damaged_or_missing_files_are_typed_errors) {
   EXPECT_FALSE(store->erase(a));
   EXPECT_FALSE(store->erase(b));
   store->run_background_work();
-  EXPECT_EQ(test::spill_files(node_dir()), 0u);
+  EXPECT_EQ(spill_directory::count_files(node_dir()), 0u);
 }
 
 TEST_F(spiller_test, concurrent_use_keeps_values_and_leaves_no_files) {
@@ -234,7 +235,7 @@ TEST_F(spiller_test, concurrent_use_keeps_values_and_leaves_no_files) {
   EXPECT_EQ(st.of(scheme::mem).objects, 0u);
   EXPECT_EQ(st.spill.spilled_objects, 0u);
   EXPECT_GT(st.spill.spills, 0u);
-  EXPECT_EQ(test::spill_files(node_dir()), 0u);
+  EXPECT_EQ(spill_directory::count_files(node_dir()), 0u);
 }
 
 TEST_F(spiller_test, off_without_a_limit_or_threshold) {

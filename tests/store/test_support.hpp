@@ -80,18 +80,6 @@ inline table sample_table(int64_t rows = 4, unsigned seed = 1) {
   return std::move(*result);
 }
 
-/// Regular files below `dir` (recursively) but lock files: what a spill
-/// directory holds.
-inline size_t spill_files(const std::filesystem::path& dir) {
-  size_t n = 0;
-  std::error_code ec;
-  for (auto i = std::filesystem::recursive_directory_iterator{dir, ec};
-       !ec && i != std::filesystem::end(i); i.increment(ec))
-    if (i->is_regular_file() && i->path().filename() != ".lock")
-      ++n;
-  return n;
-}
-
 /// Reads a whole file as bytes.
 inline std::string read_file(const std::filesystem::path& p) {
   std::ifstream in{p, std::ios::binary};
