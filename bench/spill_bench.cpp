@@ -235,6 +235,8 @@ int run_spill(const options& opts, const std::string& mode) {
         .count("objects_per_worker", spilling.objects_per_worker)
         .count("object_bytes", object_bytes)
         .count("spills", total(spilling, [](auto& s) { return s.spills; }))
+        .count("respills_without_write",
+               total(spilling, [](auto& s) { return s.respills; }))
         .count("spilled_bytes", spilled_bytes)
         .num("spill_write_gbps",
              rate_gbps(spilled_bytes,

@@ -262,7 +262,8 @@ typename Inspector::result_type inspect(Inspector& f, spill_stats& x) {
   return f(caf::meta::type_name("objstore::spill_stats"), x.spilled_objects,
            x.spilled_bytes, x.spill_file_bytes, x.spills, x.spilled_bytes_total,
            x.spill_ns, x.restores, x.restored_bytes_total, x.restore_ns,
-           x.spill_failures, x.restore_failures, x.leftovers_removed);
+           x.spill_failures, x.restore_failures, x.leftovers_removed,
+           x.respills);
 }
 
 template<class Inspector>

@@ -10,12 +10,16 @@ struct spill_stats {
   /// Objects (and their payload bytes) whose only copy is on disk now.
   uint64_t spilled_objects = 0;
   uint64_t spilled_bytes = 0;
-  /// Encoded bytes of those files.
+  /// Encoded bytes of the node's spill files: those objects' and the disk
+  /// copies kept for restored objects.
   uint64_t spill_file_bytes = 0;
   /// Objects written to disk, their payload bytes, and the time spent.
   uint64_t spills = 0;
   uint64_t spilled_bytes_total = 0;
   uint64_t spill_ns = 0;
+  /// Of `spills`, those of restored objects whose file was still on disk:
+  /// nothing written (not in `spilled_bytes_total` / `spill_ns`).
+  uint64_t respills = 0;
   /// Objects read back, their payload bytes, and the time spent.
   uint64_t restores = 0;
   uint64_t restored_bytes_total = 0;

@@ -69,6 +69,19 @@ spiller::spill_result spiller::spill_one(lock_type& lk, caf::error* why) {
   auto id = *pick;
   auto& e = entries_[id];
   lru_.erase(pick);
+  if (!e.file.path.empty()) {
+    // Restored earlier and still on disk: drop the memory copy, no write.
+    memory_->erase(id);
+    e.where = state::spilled;
+    ++stats_.spills;
+    ++stats_.respills;
+    ++stats_.spilled_objects;
+    stats_.spilled_bytes += e.size;
+    lk.unlock();
+    x.reset(); // the last reference: free it without the lock
+    lk.lock();
+    return spill_result::spilled;
+  }
   e.where = state::spilling;
   auto generation = e.generation;
   auto size = e.size;
@@ -179,7 +192,13 @@ void spiller::wake_background(lock_type& lk, disk_io io) {
 
 void spiller::drop_copy(entry& e) {
   switch (e.where) {
-    case state::resident: lru_.erase(e.lru); break;
+    case state::resident:
+      lru_.erase(e.lru);
+      if (!e.file.path.empty()) { // a disk copy from an earlier spill
+        stats_.spill_file_bytes -= e.file.bytes;
+        forget_file(std::move(e.file));
+      }
+      break;
     case state::spilled:
     case state::restoring:
       --stats_.spilled_objects;
@@ -301,18 +320,15 @@ caf::expected<value_ptr> spiller::get(const uri& id) {
       return fail(std::move(err));
     cur->where = state::resident;
     cur->lru = lru_.insert(lru_.end(), id);
+    // The file stays as the object's disk copy: unchanged (objects are
+    // immutable), it spills again without a write; it goes with the object.
     --stats_.spilled_objects;
     stats_.spilled_bytes -= size;
-    stats_.spill_file_bytes -= cur->file.bytes;
-    cur->file = {};
     ++stats_.restores;
     stats_.restored_bytes_total += size;
     stats_.restore_ns += elapsed_ns(start);
     changed_.notify_all();
     auto result = std::move(*x);
-    lk.unlock();
-    dir_->remove(file); // we are on a thread that may block
-    lk.lock();
     wake_background(lk, disk_io::allowed);
     return result;
   }

@@ -160,6 +160,36 @@ TEST_F(spiller_test, background_work_spills_down_to_the_threshold) {
             store->stats().spill.spilled_objects);
 }
 
+TEST_F(spiller_test, a_restored_object_spills_again_without_a_write) {
+  auto store = make_store(1.0); // spill only to make room
+  auto a = *store->put(blob_of(600, 'a'));
+  auto b = *store->put(blob_of(600, 'b')); // a spills: one write
+  ASSERT_TRUE(store->is_spilled(a));
+  auto x = store->get(a); // restores a, b spills: a second write
+  ASSERT_TRUE(x);
+  EXPECT_EQ(**x, *blob_of(600, 'a'));
+  x->reset();
+  ASSERT_TRUE(store->is_spilled(b));
+  auto c = *store->put(blob_of(600, 'c')); // a spills again: no write
+  auto st = store->stats();
+  EXPECT_TRUE(store->is_spilled(a));
+  EXPECT_EQ(st.spill.spills, 3u);
+  EXPECT_EQ(st.spill.respills, 1u);
+  EXPECT_EQ(st.spill.spilled_bytes_total, 1200u);
+  EXPECT_EQ(st.spill.spilled_objects, 2u);
+  EXPECT_EQ(spill_directory::count_files(node_dir()), 2u);
+  x = store->get(a); // from the kept file (c spills)
+  ASSERT_TRUE(x);
+  EXPECT_EQ(**x, *blob_of(600, 'a'));
+  x->reset();
+  // The kept file goes with its object.
+  for (auto& id : {a, b, c})
+    EXPECT_FALSE(store->erase(id));
+  store->run_background_work();
+  EXPECT_EQ(spill_directory::count_files(node_dir()), 0u);
+  EXPECT_EQ(store->stats().spill.spill_file_bytes, 0u);
+}
+
 TEST_F(spiller_test, damaged_or_missing_files_are_typed_errors) {
   auto store = make_store(1.0); // spill only to make room
   auto a = *store->put(blob_of(500, 'a'));
