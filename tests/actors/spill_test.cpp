@@ -211,6 +211,26 @@ TEST_F(spill, a_spilled_object_transfers_correctly) {
   expect_clean();
 }
 
+TEST_F(spill, an_inbound_transfer_spills_the_target_first) {
+  auto resident = drv->put(1, vec(8, 384 * 1024)); // 3 MiB on the target
+  auto source = drv->put(0, vec(9, 256 * 1024));   // 2 MiB to move there
+  ASSERT_TRUE(resident && source);
+  ASSERT_FALSE(record_of(1, *resident)->spilled);
+  auto moved = drv->transfer(*source, 0, 1);
+  ASSERT_TRUE(moved) << describe(moved.error());
+  EXPECT_TRUE(record_of(1, *resident)->spilled);
+  auto x = drv->fetch(1, *moved);
+  ASSERT_TRUE(x) << describe(x.error());
+  EXPECT_EQ(**x, *vec(9, 256 * 1024));
+  auto y = drv->fetch(1, *resident);
+  ASSERT_TRUE(y) << describe(y.error());
+  EXPECT_EQ(**y, *vec(8, 384 * 1024));
+  resident->reset();
+  source->reset();
+  moved->reset();
+  expect_clean();
+}
+
 TEST_F(spill, pinned_inputs_never_spill_and_the_refusal_is_typed) {
   auto a = drv->put(0, vec(1, 384 * 1024)); // 3 MiB
   ASSERT_TRUE(a);
