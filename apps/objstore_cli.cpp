@@ -63,7 +63,17 @@ void print_stats(uint32_t rank, const worker_stats& s) {
             << ",\"unknown_releases\":" << s.unknown_releases
             << ",\"pinned_objects\":" << s.pinned_objects
             << ",\"transfers_in\":" << s.transfers_in
-            << ",\"transfers_out\":" << s.transfers_out << "}\n";
+            << ",\"transfers_out\":" << s.transfers_out
+            << ",\"spilled_objects\":" << s.spill.spilled_objects
+            << ",\"spilled_bytes\":" << s.spill.spilled_bytes
+            << ",\"spills\":" << s.spill.spills
+            << ",\"spilled_bytes_total\":" << s.spill.spilled_bytes_total
+            << ",\"spill_ns\":" << s.spill.spill_ns
+            << ",\"restores\":" << s.spill.restores
+            << ",\"restored_bytes_total\":" << s.spill.restored_bytes_total
+            << ",\"restore_ns\":" << s.spill.restore_ns
+            << ",\"spill_failures\":" << s.spill.spill_failures
+            << ",\"restore_failures\":" << s.spill.restore_failures << "}\n";
 }
 
 } // namespace
@@ -131,7 +141,8 @@ int main(int argc, char** argv) {
       for (auto& x : *xs) {
         std::cout << "rank " << r << "  " << x.uri << "  " << x.size_bytes
                   << " B  pins " << x.pins << "  age " << x.age_ms << " ms"
-                  << (x.revealed ? "  revealed" : "");
+                  << (x.revealed ? "  revealed" : "")
+                  << (x.spilled ? "  spilled" : "  in-memory");
         for (auto& h : x.holders)
           std::cout << "  [" << h.session << " x" << h.count << "]";
         std::cout << '\n';

@@ -36,6 +36,9 @@ struct options {
   /// Size of the table `shuffle_scaling` repartitions, and over how many
   /// worker processes (one line per count, ratios against the first).
   size_t shuffle_mib = 64;
+  /// Memory limit per worker of the `spill` workload (its working set is
+  /// 3x this per worker).
+  size_t spill_limit_mib = 64;
   std::vector<size_t> shuffle_parties{2, 4, 8};
   /// Skip connecting every pair of workers one at a time before the
   /// shuffles (their first moves then connect all pairs at once).

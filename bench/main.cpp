@@ -31,7 +31,7 @@ constexpr const char* usage = R"(usage: objstore-bench [options]
   --only=a,b,...          workloads: task_rtt tasks_per_s put_gbps fetch_gbps
                           transfer_gbps rtt_under_transfer control_under_load
                           driver_bytes_per_task release_ms gc_handles
-                          shuffle_scaling (processes mode only)
+                          shuffle_scaling (processes mode only) spill
                           big_roundtrip (only when named)
   --size-mib=N            bulk object size (default 256)
   --size-gib=X            object size of big_roundtrip (default 4.5); the
@@ -49,6 +49,8 @@ constexpr const char* usage = R"(usage: objstore-bench [options]
   --gc-per-task=N         outputs per fan-out task of gc (10000)
   --gc-reps=N             repetitions of gc (3)
   --shuffle-mib=N         table shuffle_scaling repartitions (64; quick 8)
+  --spill-limit-mib=N     memory limit per worker of spill; the working set
+                          is 3x it (64; quick 16)
   --shuffle-parties=N,... worker processes of shuffle_scaling, one line
                           per count, ratios to the first (2,4,8)
   --shuffle-cold          no warm-up transfer per worker pair before
@@ -162,6 +164,7 @@ int main(int argc, char** argv) {
       opts.gc_handles = 200'000;
       opts.gc_reps = 1;
       opts.shuffle_mib = 8;
+      opts.spill_limit_mib = 16;
     }
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -210,6 +213,8 @@ int main(int argc, char** argv) {
       ok = parse_size(value, opts.gc_reps) && opts.gc_reps > 0;
     } else if (key == "--shuffle-mib") {
       ok = parse_size(value, opts.shuffle_mib) && opts.shuffle_mib > 0;
+    } else if (key == "--spill-limit-mib") {
+      ok = parse_size(value, opts.spill_limit_mib) && opts.spill_limit_mib > 0;
     } else if (arg == "--shuffle-cold") {
       opts.shuffle_cold = true;
     } else if (key == "--shuffle-parties") {

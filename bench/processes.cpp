@@ -446,6 +446,13 @@ size_t thread_sampler::stop() {
   return peak_ > 0 ? peak_ - 1 : 0;
 }
 
+cluster_spec worker_processes::spec() const {
+  cluster_spec result;
+  for (auto port : ports_)
+    result.workers.push_back({"127.0.0.1", port});
+  return result;
+}
+
 double worker_processes::cpu_seconds() const {
   double sum = 0;
   for (auto& child : children_)

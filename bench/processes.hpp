@@ -13,6 +13,8 @@
 
 #include <sys/types.h>
 
+#include "actors/driver/driver.hpp"
+
 namespace objstore::bench {
 
 /// A child process; SIGTERM on destruction (then SIGKILL after 10 s).
@@ -55,6 +57,9 @@ public:
   ~worker_processes();
 
   const std::vector<uint16_t>& ports() const noexcept { return ports_; }
+
+  /// The workers as a cluster spec (127.0.0.1 and their ports).
+  cluster_spec spec() const;
 
   /// CPU seconds all workers used so far.
   double cpu_seconds() const;

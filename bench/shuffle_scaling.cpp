@@ -155,15 +155,12 @@ scaling_point measure(const options& opts, size_t parties,
   if (!nodes.start(opts.node_path, worker_args(opts), parties, err))
     throw failure(err);
   try {
-    cluster_spec spec;
-    for (auto port : nodes.ports())
-      spec.workers.push_back({"127.0.0.1", port});
+    auto spec = nodes.spec();
     caf::actor_system_config cfg;
     if (err = configure_driver_system(cfg, opts); !err.empty())
       throw failure(err);
     caf::actor_system sys{cfg};
-    auto drv_opts = driver_options(opts);
-    drv_opts.operator_secret = nodes.operator_secret();
+    auto drv_opts = driver_options(opts, nodes);
     auto max_transfers = drv_opts.max_transfers_per_worker;
     auto drv = must(driver::connect(sys, spec, drv_opts), "driver connect");
     if (!opts.shuffle_cold)

@@ -1095,9 +1095,7 @@ int run_two_processes(const options& opts) {
     json_line{"cluster"}.str("mode", "processes").str("error", err).print();
     return -1;
   }
-  cluster_spec spec;
-  for (auto port : nodes.ports())
-    spec.workers.push_back({"127.0.0.1", port});
+  auto spec = nodes.spec();
   caf::actor_system_config cfg;
   if (err = configure_driver_system(cfg, opts); !err.empty()) {
     json_line{"cluster"}.str("mode", "processes").str("error", err).print();
@@ -1105,9 +1103,8 @@ int run_two_processes(const options& opts) {
   }
   caf::actor_system sys{cfg};
   try {
-    auto drv_opts = driver_options(opts);
-    drv_opts.operator_secret = nodes.operator_secret();
-    auto drv = must(driver::connect(sys, spec, drv_opts), "driver connect");
+    auto drv = must(driver::connect(sys, spec, driver_options(opts, nodes)),
+                    "driver connect");
     context cx{opts, "processes", sys, *drv, worker_proxies(sys, spec)};
     cx.worker_cpu = [&nodes] {
       return nodes.cpu_seconds();
@@ -1138,6 +1135,13 @@ driver_actor_options driver_options(const options& opts) {
     result.max_transfers_per_worker = opts.max_transfers_per_worker;
   if (opts.stream_threshold >= 0)
     result.stream_threshold = static_cast<uint64_t>(opts.stream_threshold);
+  return result;
+}
+
+driver_actor_options driver_options(const options& opts,
+                                    const worker_processes& nodes) {
+  auto result = driver_options(opts);
+  result.operator_secret = nodes.operator_secret();
   return result;
 }
 
@@ -1172,14 +1176,17 @@ int run_processes(const options& opts) {
     auto n = run_two_processes(opts);
     failed += n < 0 ? 1 : n;
   }
+  if (opts.wants("spill"))
+    failed += run_spill(opts, "processes");
   if (opts.wants("shuffle_scaling"))
     failed += run_shuffle_scaling(opts);
   return failed;
 }
 
 int run_inproc(const options& opts) {
+  auto spilled = opts.wants("spill") ? run_spill(opts, "inproc") : 0;
   if (!wants_two_nodes(opts))
-    return 0;
+    return spilled;
   local_cluster_options lo;
   lo.workers = 2;
   lo.policy = fetch_policy::allow;
@@ -1199,7 +1206,7 @@ int run_inproc(const options& opts) {
     auto drv = must((*cluster)->connect(), "driver connect");
     context cx{opts, "inproc", sys, *drv,
                worker_proxies(sys, (*cluster)->spec())};
-    return run_all(cx);
+    return spilled + run_all(cx);
   } catch (const std::exception& e) {
     json_line{"cluster"}.str("mode", "inproc").str("error", e.what()).print();
     return -1;

@@ -16,6 +16,8 @@ struct driver_actor_options;
 
 namespace objstore::bench {
 
+class worker_processes;
+
 /// A workload failed; the message names the step.
 struct failure : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -46,8 +48,19 @@ int run_inproc(const options& opts);
 /// failed.
 int run_shuffle_scaling(const options& opts);
 
+/// `spill`: a job whose working set is 3x each worker's memory limit
+/// (`opts.spill_limit_mib`), on 2 workers spilling to a temp directory,
+/// against the same job all in memory; checks every result and that no
+/// spill file is left; one JSON line. `mode` is "processes" (objstore-node
+/// workers) or "inproc" (a local_cluster). Returns 1 if it failed.
+int run_spill(const options& opts, const std::string& mode);
+
 /// The driver options the bench flags ask for.
 driver_actor_options driver_options(const options& opts);
+
+/// Those, with the operator secret of `nodes` (node-wide stats).
+driver_actor_options driver_options(const options& opts,
+                                    const worker_processes& nodes);
 
 /// Arguments for every worker process: `--node-arg`s and `--caf` options.
 std::vector<std::string> worker_args(const options& opts);

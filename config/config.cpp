@@ -37,6 +37,8 @@ const std::vector<std::string>& config::option_names() {
                                               "cluster",
                                               "fs-roots",
                                               "memory-limit",
+                                              "spill-dir",
+                                              "spill-threshold",
                                               "max-object-size",
                                               "max-graph-ops",
                                               "max-graph-bytes",
@@ -85,6 +87,15 @@ size_t default_memory_limit() {
   return static_cast<size_t>(total / 2);
 }
 
+std::string default_spill_dir() {
+  std::error_code ec;
+  auto tmp = std::filesystem::temp_directory_path(ec);
+  if (ec)
+    tmp = "/tmp";
+  // Per user: another user's directory in a shared /tmp is not writable.
+  return (tmp / ("objstore-spill-" + std::to_string(::getuid()))).string();
+}
+
 config::config() {
   configure_system(*this);
   opt_group{custom_options_, "objstore"}
@@ -98,6 +109,11 @@ config::config() {
       .add(memory_limit, "memory-limit",
            "limit for mem:// and kernel bytes (0: none; default half the "
            "memory)")
+      .add(spill_dir, "spill-dir",
+           "workers: where unpinned mem:// objects spill above "
+           "spill-threshold of memory-limit (empty: never spill)")
+      .add(spill_threshold, "spill-threshold",
+           "fraction of memory-limit above which objects spill (0: never)")
       .add(max_object_size, "max-object-size",
            "largest accepted object in bytes (0: none)")
       .add(max_graph_ops, "max-graph-ops",
@@ -275,6 +291,10 @@ caf::error config::validate() const {
   for (auto& root : fs_roots)
     if (!std::filesystem::path{root}.is_absolute())
       return bad("fs-roots", "'" + root + "' is not an absolute path");
+  if (!spill_dir.empty() && !std::filesystem::path{spill_dir}.is_absolute())
+    return bad("spill-dir", "'" + spill_dir + "' is not an absolute path");
+  if (!(spill_threshold >= 0 && spill_threshold <= 1))
+    return bad("spill-threshold", "must be 0 .. 1");
   if (timeout.count() <= 0)
     return bad("timeout", "must be positive");
   if (chunk_size == 0 || chunk_size > (64u << 20))
@@ -337,6 +357,13 @@ caf::expected<node_options> config::make_node_options() const {
   result.policy = *policy;
   result.store.memory_limit = memory_limit;
   result.store.max_object_size = max_object_size;
+  result.store.spill_dir = spill_dir;
+  result.store.spill_threshold = spill_threshold;
+  // Stable across restarts (a restarted node cleans up after a crashed
+  // one) and distinct for workers of one host with their own ports.
+  result.store.spill_key = "rank-" + std::to_string(rank);
+  if (port != 0)
+    result.store.spill_key += "-port-" + std::to_string(port);
   result.max_graph_ops = max_graph_ops;
   result.max_graph_bytes = max_graph_bytes;
   for (auto& root : fs_roots)

@@ -23,6 +23,11 @@ namespace objstore {
 /// memory; objstore's mem:// store is also the working memory of kernels.
 size_t default_memory_limit();
 
+/// The default objstore.spill-dir: `<temp dir>/objstore-spill-<uid>`.
+/// Each worker spills below it to `rank-<rank>[-port-<port>]/` (see
+/// spill_directory for how nodes sharing it stay apart).
+std::string default_spill_dir();
+
 /// The one configuration of an objstore process. Every option is declared
 /// once (in the constructor) with its default and help text, and is read
 /// from `caf-application.ini` (or `--config-file=`) and the command line
@@ -50,6 +55,12 @@ public:
   /// Limit for mem:// payload bytes, kernel allocations included; 0 =
   /// none. Default: default_memory_limit().
   size_t memory_limit = default_memory_limit();
+  /// Workers: where unpinned mem:// objects spill when the bytes in memory
+  /// pass `spill_threshold` × `memory_limit` (restored on use under the
+  /// same URI). Empty: never spill. Default: default_spill_dir().
+  std::string spill_dir = default_spill_dir();
+  /// Fraction of `memory_limit` above which objects spill; 0 = never.
+  double spill_threshold = object_store_options{}.spill_threshold;
   /// Largest accepted object in bytes; 0 = none.
   size_t max_object_size = 0;
   /// Most ops of one task graph (regions included); 0 = none.

@@ -12,6 +12,7 @@
 
 #include "messages/graph.hpp"
 #include "messages/wire_value.hpp"
+#include "store/spill_stats.hpp"
 
 namespace objstore {
 
@@ -141,6 +142,9 @@ struct object_record {
   uint32_t pins = 0;
   int64_t age_ms = 0;
   bool revealed = false;
+  /// Written to the node's spill directory (restored on use); otherwise
+  /// in memory.
+  bool spilled = false;
 
   friend bool operator==(const object_record&, const object_record&) = default;
 };
@@ -182,6 +186,10 @@ struct worker_stats {
   /// Whether the numbers are node-wide (operator session) or only the
   /// asking session's objects.
   bool node_wide = false;
+  /// Spilling (node-wide only): objects and bytes on disk now, cumulative
+  /// spills and restores with bytes and time (throughput = bytes / time).
+  /// `mem_bytes` counts only bytes in memory.
+  spill_stats spill{};
 
   friend bool operator==(const worker_stats&, const worker_stats&) = default;
 };
@@ -272,7 +280,16 @@ typename Inspector::result_type inspect(Inspector& f, holder_record& x) {
 template<class Inspector>
 typename Inspector::result_type inspect(Inspector& f, object_record& x) {
   return f(caf::meta::type_name("objstore::object_record"), x.uri, x.size_bytes,
-           x.holders, x.pins, x.age_ms, x.revealed);
+           x.holders, x.pins, x.age_ms, x.revealed, x.spilled);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, spill_stats& x) {
+  return f(caf::meta::type_name("objstore::spill_stats"), x.spilled_objects,
+           x.spilled_bytes, x.spill_file_bytes, x.spills, x.spilled_bytes_total,
+           x.spill_ns, x.restores, x.restored_bytes_total, x.restore_ns,
+           x.spill_failures, x.restore_failures, x.leftovers_removed,
+           x.respills);
 }
 
 template<class Inspector>
@@ -285,7 +302,7 @@ typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
            x.transfers_failed, x.transfer_bytes_in, x.transfer_bytes_out,
            x.transfer_max_in_flight, x.transfer_rejected_chunks,
            x.refused_requests, x.tasks_queued, x.task_threads,
-           x.task_threads_busy, x.node_wide);
+           x.task_threads_busy, x.node_wide, x.spill);
 }
 
 template<class Inspector>

@@ -20,6 +20,8 @@ struct object_info {
   uri id;
   /// Payload bytes for memory objects, encoded bytes on disk for files.
   uint64_t size_bytes = 0;
+  /// A mem:// object spilled to disk (only object_store::list sets it).
+  bool spilled = false;
 };
 
 /// Object and byte totals of one backend.

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "store/codec.hpp"
+#include "store/detail/fd_io.hpp"
 #include "store/detail/fs_walk.hpp"
 #include "store/error.hpp"
 
@@ -22,6 +23,9 @@ namespace fs = std::filesystem;
 namespace objstore {
 
 namespace {
+
+using detail::fd_guard;
+using detail::fd_source;
 
 caf::error sys_error(const uri& id, std::string_view what, int code) {
   auto ec = code == ENOSPC || code == EDQUOT ? errc::resource_exhausted
@@ -117,15 +121,6 @@ caf::error not_regular(const uri& id, mode_t mode) {
                         + ", not a regular file");
 }
 
-/// Owns a file descriptor.
-struct fd_guard {
-  int fd = -1;
-  ~fd_guard() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
-
 /// Opens the object file `path` for reading without ever blocking: an
 /// `O_PATH` descriptor (which opens no device and reads no FIFO) checks
 /// that it is a regular file first, and the read descriptor is opened with
@@ -159,48 +154,7 @@ caf::expected<int> open_object(const fs::path& path, const uri& id,
   auto flags = ::fcntl(file.fd, F_GETFL);
   if (flags < 0 || ::fcntl(file.fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
     return sys_error(id, "cannot clear O_NONBLOCK", errno);
-  return std::exchange(file.fd, -1);
-}
-
-/// Reads from a file descriptor of known size.
-class fd_source : public byte_source {
-public:
-  fd_source(int fd, size_t size) : fd_(fd), remaining_(size) {}
-  size_t remaining() const override { return remaining_; }
-  bool read(std::byte* dst, size_t n) override {
-    if (n > remaining_)
-      return false;
-    while (n > 0) {
-      auto got = ::read(fd_, dst, std::min<size_t>(n, 1u << 30));
-      if (got < 0 && errno == EINTR)
-        continue;
-      if (got <= 0)
-        return false;
-      dst += got;
-      n -= static_cast<size_t>(got);
-      remaining_ -= static_cast<size_t>(got);
-    }
-    return true;
-  }
-
-private:
-  int fd_;
-  size_t remaining_;
-};
-
-/// Writes all of `data`; returns 0 or an errno value.
-int write_all(int fd, const void* data, size_t n) {
-  auto* pos = static_cast<const char*>(data);
-  while (n > 0) {
-    auto put = ::write(fd, pos, std::min<size_t>(n, 1u << 30));
-    if (put < 0 && errno == EINTR)
-      continue;
-    if (put < 0)
-      return errno;
-    pos += put;
-    n -= static_cast<size_t>(put);
-  }
-  return 0;
+  return file.release();
 }
 
 std::string random_suffix() {
@@ -425,16 +379,7 @@ caf::error file_backend::put_owned(const uri& id, const value_ptr& x,
     ::unlink(tmp.c_str());
     return sys_error(id, what, code);
   };
-  if (auto code = write_all(file.fd, pieces.head.data(), pieces.head.size()))
-    return fail("write failed", code);
-  for (auto& block : pieces.blocks)
-    if (auto code = write_all(file.fd, block.data(), block.size()))
-      return fail("write failed", code);
-  unsigned char trailer[8];
-  for (int i = 0; i < 8; ++i)
-    trailer[i]
-        = static_cast<unsigned char>((pieces.checksum >> (8 * i)) & 0xFF);
-  if (auto code = write_all(file.fd, trailer, sizeof(trailer)))
+  if (auto code = detail::write_encoded(file.fd, pieces))
     return fail("write failed", code);
   if (!owner.empty()
       && ::fsetxattr(file.fd, owner_attr, owner.data(), owner.size(), 0) != 0)

@@ -44,6 +44,17 @@ object_store::make(object_store_options options) {
       return files.error();
     result->register_backend(std::shared_ptr<backend>{std::move(*files)});
   }
+  if (!options.spill_dir.empty() && options.memory_limit > 0
+      && options.spill_threshold > 0) {
+    auto dir = spill_directory::open(
+        options.spill_dir,
+        options.spill_key.empty() ? std::string{"node"} : options.spill_key);
+    if (!dir)
+      return dir.error();
+    result->spill_ = std::make_unique<spiller>(
+        result->backends_[scheme::mem], std::move(*dir), options.memory_limit,
+        options.spill_threshold);
+  }
   return result;
 }
 
@@ -103,7 +114,8 @@ caf::error object_store::authorize(const uri& id, const std::string& principal,
   return {};
 }
 
-caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id) {
+caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id,
+                                     disk_io io) {
   if (!x)
     return make_error(errc::invalid_argument, "put of a null value");
   auto target = id ? std::move(*id) : ids_.next();
@@ -117,6 +129,11 @@ caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id) {
   auto b = backend_for(target.scheme(), target);
   if (!b)
     return b.error();
+  if (target.scheme() == scheme::mem && spill_) {
+    if (auto err = spill_->put(target, x, io))
+      return err;
+    return target;
+  }
   if (target.scheme() == scheme::mem && options_.memory_limit > 0) {
     std::lock_guard guard{mem_mtx_};
     auto used = (*b)->stats().bytes;
@@ -139,13 +156,48 @@ caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id) {
 }
 
 caf::expected<value_ptr> object_store::get(const uri& id) {
+  if (spill_ && id.scheme() == scheme::mem)
+    return spill_->get(id);
   auto b = backend_for(id.scheme(), id);
   if (!b)
     return b.error();
   return (*b)->get(id);
 }
 
+caf::expected<value_ptr> object_store::get_resident(const uri& id) {
+  if (id.scheme() != scheme::mem)
+    return make_error(errc::invalid_uri,
+                      "'" + id.str() + "': only mem:// objects are resident");
+  if (spill_)
+    return spill_->get_resident(id);
+  return get(id);
+}
+
+bool object_store::is_spilled(const uri& id) {
+  return spill_ && id.scheme() == scheme::mem && spill_->is_spilled(id);
+}
+
+bool object_store::needs_spill_for(uint64_t size) {
+  return spill_ && spill_->needs_spill_for(size);
+}
+
+void object_store::on_background_work(std::function<void()> hook) {
+  if (spill_)
+    spill_->on_background_work(std::move(hook));
+}
+
+void object_store::run_background_work() {
+  if (spill_)
+    spill_->run_background_work();
+}
+
+std::filesystem::path object_store::spill_path() const {
+  return spill_ ? spill_->directory().path() : std::filesystem::path{};
+}
+
 caf::error object_store::erase(const uri& id) {
+  if (spill_ && id.scheme() == scheme::mem)
+    return spill_->erase(id);
   auto b = backend_for(id.scheme(), id);
   if (!b)
     return b.error();
@@ -153,6 +205,8 @@ caf::error object_store::erase(const uri& id) {
 }
 
 caf::expected<bool> object_store::exists(const uri& id) {
+  if (spill_ && id.scheme() == scheme::mem)
+    return spill_->exists(id);
   auto b = backend_for(id.scheme(), id);
   if (!b)
     return b.error();
@@ -169,6 +223,11 @@ object_store::list(std::optional<objstore::scheme> only) {
     if (!part)
       return part.error();
     result.insert(result.end(), part->begin(), part->end());
+    if (key == scheme::mem && spill_)
+      for (auto& x : spill_->spilled_objects()) {
+        x.spilled = true;
+        result.push_back(std::move(x));
+      }
   }
   return result;
 }
@@ -176,6 +235,8 @@ object_store::list(std::optional<objstore::scheme> only) {
 uint64_t object_store::memory_left() {
   if (options_.memory_limit == 0)
     return UINT64_MAX;
+  if (spill_)
+    return spill_->available();
   auto b = backends_.find(scheme::mem);
   if (b == backends_.end())
     return options_.memory_limit;
@@ -187,6 +248,10 @@ store_stats object_store::stats() {
   store_stats result;
   for (auto& [key, b] : backends_)
     result.per_scheme[key] = b->stats();
+  if (spill_) {
+    result.per_scheme[scheme::mem] = spill_->totals();
+    result.spill = spill_->stats();
+  }
   return result;
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "store/backend.hpp"
+#include "store/spiller.hpp"
 
 namespace objstore {
 
@@ -36,12 +38,29 @@ struct object_store_options {
   /// fsync `fs://` writes (see file_backend_options::sync).
   bool fs_sync = true;
 
+  /// Where unpinned `mem://` objects spill when memory passes
+  /// `spill_threshold` × `memory_limit` (objstore.spill-dir). Spilling is on
+  /// when this, `memory_limit` and `spill_threshold` are set; the node's
+  /// files go to `<spill_dir>/<spill_key>/` (see spill_directory).
+  std::filesystem::path spill_dir;
+
+  /// Names the node's directory below `spill_dir`; stable across restarts
+  /// so a restarted node removes what its crashed predecessor left.
+  /// Empty: "node".
+  std::string spill_key;
+
+  /// Fraction of `memory_limit` above which objects spill in the
+  /// background (objstore.spill-threshold); 0 = never spill.
+  double spill_threshold = 0.8;
+
   static object_store_options defaults() { return {}; }
 };
 
-/// Totals per scheme.
+/// Totals per scheme. With spilling, `mem` counts every object (spilled
+/// ones too) and the bytes in memory; `spill` has the rest.
 struct store_stats {
   std::map<objstore::scheme, backend_stats> per_scheme;
+  spill_stats spill;
 
   backend_stats of(objstore::scheme x) const {
     auto i = per_scheme.find(x);
@@ -73,9 +92,13 @@ public:
   void register_backend(std::shared_ptr<backend> b);
 
   /// Stores `x` under `id`, or under a fresh `mem://` id when `id` is empty,
-  /// and returns the URI. Errors: `unsupported_scheme`, `resource_exhausted`
-  /// (memory or size limit), the backend's errors.
-  caf::expected<uri> put(value_ptr x, std::optional<uri> id = std::nullopt);
+  /// and returns the URI. With spilling, a mem:// put that does not fit
+  /// spills unpinned objects first when `io` allows (blocking on the disk).
+  /// Errors: `unsupported_scheme`, `resource_exhausted` (memory or size
+  /// limit; with `disk_io::never` also when a spill would be needed first),
+  /// the backend's errors.
+  caf::expected<uri> put(value_ptr x, std::optional<uri> id = std::nullopt,
+                         disk_io io = disk_io::allowed);
 
   /// `put` of an fs:// object recording `owner` (file_backend::put_owned);
   /// other schemes ignore the owner.
@@ -88,8 +111,35 @@ public:
   caf::error authorize(const uri& id, const std::string& principal,
                        fs_access what);
 
-  /// Returns the object under `id`. Errors: `not_found`, backend errors.
+  /// Returns the object under `id`, restoring a spilled mem:// object
+  /// (blocking on the disk). Errors: `not_found`, backend errors, those of
+  /// spiller::get.
   caf::expected<value_ptr> get(const uri& id);
+
+  /// The mem:// object under `id` if it is in memory, or null when it is
+  /// spilled (restore it with `get` off the actor thread). Never blocks on
+  /// the disk. Errors: `not_found`, `invalid_uri` for other schemes.
+  caf::expected<value_ptr> get_resident(const uri& id);
+
+  /// Whether the mem:// object `id` is spilled (only on disk now).
+  bool is_spilled(const uri& id);
+
+  /// Whether a mem:// put of `size` bytes would have to spill first (call
+  /// `put` with `disk_io::allowed` off the actor thread then).
+  bool needs_spill_for(uint64_t size);
+
+  /// Whether mem:// objects spill (spill_dir, memory_limit and threshold
+  /// set and the directory opened).
+  bool spilling() const noexcept { return spill_ != nullptr; }
+
+  /// See spiller::on_background_work (setup only).
+  void on_background_work(std::function<void()> hook);
+
+  /// See spiller::run_background_work; nop without spilling.
+  void run_background_work();
+
+  /// The spill directory in use (empty without spilling).
+  std::filesystem::path spill_path() const;
 
   /// Removes the object under `id`. Errors: `not_found`, backend errors.
   caf::error erase(const uri& id);
@@ -105,7 +155,8 @@ public:
   store_stats stats();
 
   /// mem:// bytes that may still be stored under `memory_limit`
-  /// (UINT64_MAX without a limit).
+  /// (UINT64_MAX without a limit); with spilling, what unpinned objects
+  /// would free by spilling counts as available.
   uint64_t memory_left();
 
   /// Generates a fresh `mem://` URI (unique across nodes).
@@ -127,6 +178,8 @@ private:
   mem_id_generator ids_;
   std::map<objstore::scheme, std::shared_ptr<backend>> backends_;
   std::mutex mem_mtx_; // serialises limit check + put for mem://
+  /// Set when spilling: every mem:// call goes through it.
+  std::unique_ptr<spiller> spill_;
 };
 
 } // namespace objstore

@@ -43,6 +43,8 @@ local_cluster::start(local_cluster_options options) {
     opts.ops = options.ops;
     opts.store.memory_limit = options.memory_limit;
     opts.store.max_object_size = options.max_object_size;
+    opts.store.spill_dir = options.spill_dir;
+    opts.store.spill_threshold = options.spill_threshold;
     opts.max_graph_ops = options.max_graph_ops;
     opts.max_graph_bytes = options.max_graph_bytes;
     opts.operator_secret = result->operator_secret_;

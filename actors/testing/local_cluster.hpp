@@ -21,6 +21,11 @@ struct local_cluster_options {
   fetch_policy policy = fetch_policy::allow;
   /// Per-node memory limit for mem:// payload bytes; 0 = none.
   uint64_t memory_limit = 0;
+  /// Spill directory shared by the nodes (each spills below it to
+  /// `rank-<rank>/`); empty = no spilling. Needs `memory_limit`.
+  std::filesystem::path spill_dir;
+  /// Fraction of `memory_limit` above which objects spill.
+  double spill_threshold = object_store_options{}.spill_threshold;
   /// Per-node largest accepted object (payload bytes); 0 = none.
   uint64_t max_object_size = 0;
   /// Per-node most ops of one task graph; 0 = none.

@@ -63,6 +63,27 @@ adopt_fn make_adopt(std::shared_ptr<adopt_target> target) {
   };
 }
 
+/// The store's background hook: spill and delete files on the node's spill
+/// threads. Weak: the store owns the hook, and the threads may outlive it.
+std::function<void()> background_spilling(std::weak_ptr<object_store> store,
+                                          std::weak_ptr<task_executor> io) {
+  return [store, io] {
+    auto executor = io.lock();
+    if (!executor)
+      return;
+    auto flag = std::make_shared<std::atomic<bool>>(false);
+    executor->submit(
+        0, flag,
+        [store] {
+          if (auto objects = store.lock())
+            objects->run_background_work();
+        },
+        [] {
+          // nop: stopping; the store removes its files when destroyed
+        });
+  };
+}
+
 } // namespace
 
 void ignore_sigpipe() {
@@ -82,6 +103,8 @@ caf::expected<node_handles> spawn_node(caf::actor_system& sys,
         = mem_id_generator{}.prefix() + "r" + std::to_string(options.rank);
   if (options.data.max_object_size == 0)
     options.data.max_object_size = options.store.max_object_size;
+  if (options.store.spill_key.empty())
+    options.store.spill_key = "rank-" + std::to_string(options.rank);
   auto made = object_store::make(options.store);
   if (!made)
     return std::move(made.error());
@@ -109,6 +132,13 @@ caf::expected<node_handles> spawn_node(caf::actor_system& sys,
   options.guard = result.guard;
   result.executor = std::make_shared<task_executor>(options.tasks);
   options.executor = result.executor;
+  if (result.objects->spilling()) {
+    result.spill_io = std::make_shared<task_executor>(
+        task_executor_options{node_options::spill_threads, 0});
+    options.spill_io = result.spill_io;
+    result.objects->on_background_work(
+        background_spilling(result.objects, result.spill_io));
+  }
   result.store = sys.spawn<caf::detached>(store_actor_impl, result.objects);
   result.transfer = sys.spawn(transfer_actor_impl, result.data);
   result.worker
@@ -139,6 +169,8 @@ void stop_node(const node_handles& node, caf::exit_reason reason) {
   // Queued tasks are answered `cancelled`; running ones see `stopping`.
   if (node.executor)
     node.executor->stop();
+  if (node.spill_io)
+    node.spill_io->stop();
   caf::anon_send_exit(node.worker, reason);
   caf::anon_send_exit(node.store, reason);
   caf::anon_send_exit(node.transfer, reason);

@@ -67,6 +67,12 @@ struct node_options {
   /// The executor built from `tasks` (spawn_node makes it; a worker spawned
   /// without one makes its own).
   std::shared_ptr<task_executor> executor;
+  /// Threads of the node's spill IO (background spilling, restores, puts
+  /// that must spill first): the worker actor never waits for the disk.
+  static constexpr size_t spill_threads = 2;
+  /// The spill IO executor (spawn_node makes it when the store spills; a
+  /// worker spawned without one makes its own).
+  std::shared_ptr<task_executor> spill_io;
   /// Longest `sleep` op a task may ask for (objstore.max-sleep); longer is
   /// `resource_exhausted`. 0 = no limit.
   std::chrono::milliseconds max_sleep{300'000};
@@ -118,6 +124,9 @@ struct node_handles {
   std::shared_ptr<connection_guard> guard;
   /// The node's task threads (stop_node stops them).
   std::shared_ptr<task_executor> executor;
+  /// The node's spill IO threads, null when the store does not spill
+  /// (stop_node stops them).
+  std::shared_ptr<task_executor> spill_io;
 };
 
 /// Sets SIGPIPE to ignored unless the process installed its own handler:
@@ -129,7 +138,9 @@ void ignore_sigpipe();
 /// embedding entry point). `sys` must have objstore's types registered
 /// (register_types). Publishing the worker on a port is up to the caller.
 /// Sets SIGPIPE to ignored if it had the default action (ignore_sigpipe).
-/// Errors: those of object_store::make (fs roots).
+/// When `options.store` enables spilling, the node's spill directory is
+/// `<spill_dir>/<spill_key>` with `rank-<rank>` as the default key.
+/// Errors: those of object_store::make (fs roots, spill directory).
 caf::expected<node_handles> spawn_node(caf::actor_system& sys,
                                        node_options options);
 

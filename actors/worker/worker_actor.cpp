@@ -71,6 +71,9 @@ struct task_job {
   /// Set by a `cancel` of the session that submitted the task.
   std::shared_ptr<std::atomic<bool>> cancel
       = std::make_shared<std::atomic<bool>>(false);
+  /// Runs on the worker's own thread: storing outputs may not wait for a
+  /// spill (never disk IO there).
+  bool on_worker_thread = false;
 };
 
 /// What a task may allocate: the memory left under the node's limit, less
@@ -87,8 +90,10 @@ caf::expected<task_outcome> run_job(task_job& job) {
   for (size_t i = 0; i < job.inputs.size(); ++i) {
     if (job.inputs[i])
       continue;
-    // fs:// input: disk IO here, off the worker's thread; the owner rule
-    // first (another session's private object is no input of ours).
+    // fs:// or spilled mem:// input: disk IO here, off the worker's thread
+    // (a spilled input is pinned and comes back under its URI); for fs://
+    // the owner rule first (another session's private object is no input
+    // of ours).
     if (auto err = job.objects->authorize(job.input_ids[i], job.principal,
                                           fs_access::read))
       return err;
@@ -109,7 +114,9 @@ caf::expected<task_outcome> run_job(task_job& job) {
   task_outcome out;
   for (size_t i = 0; i < result->outputs.size(); ++i) {
     auto size = result->outputs[i]->size_bytes();
-    auto id = job.objects->put(std::move(result->outputs[i]));
+    auto id = job.objects->put(std::move(result->outputs[i]), std::nullopt,
+                               job.on_worker_thread ? disk_io::never
+                                                    : disk_io::allowed);
     if (!id) {
       for (auto& done : out.outputs)
         job.objects->erase(done);
@@ -139,25 +146,28 @@ caf::expected<task_outcome> run_job_safely(task_job& job) {
 
 using task_done_atom = caf::atom_constant<caf::atom("taskdone")>;
 
-/// Runs one task's job on the node's executor and answers the worker's
-/// `run` with the outcome. Lives only while its task is queued or running;
-/// never serialized, hence unreachable from other nodes.
-caf::behavior task_actor(caf::event_based_actor* self,
-                         std::shared_ptr<task_job> job,
-                         std::weak_ptr<task_executor> pool,
-                         session_id session) {
-  // Weak: a task actor may be freed on a pool thread (the pool's callback
+/// Runs `work` on the executor `pool` (for `session`, cancellable through
+/// `cancel`) and answers the requester's `run` with its result. Lives only
+/// while its work is queued or running; never serialized, hence unreachable
+/// from other nodes.
+template<class Result>
+caf::behavior offload_actor(caf::event_based_actor* self,
+                            std::function<caf::expected<Result>()> work,
+                            std::weak_ptr<task_executor> pool,
+                            session_id session,
+                            std::shared_ptr<std::atomic<bool>> cancel) {
+  // Weak: the actor may be freed on a pool thread (the pool's callback
   // holds the last reference), and the pool must never be destroyed there.
   return {
-      [=](run_atom) -> caf::result<task_outcome> {
+      [=](run_atom) -> caf::result<Result> {
         auto executor = pool.lock();
         if (!executor) {
           self->quit();
           return make_error(errc::cancelled, "the node is stopping");
         }
         auto me = caf::actor_cast<caf::actor>(self);
-        auto run = [job, me] {
-          auto out = run_job_safely(*job);
+        auto run = [work, me] {
+          auto out = work();
           if (out)
             caf::anon_send(me, task_done_atom::value, std::move(*out));
           else
@@ -168,7 +178,7 @@ caf::behavior task_actor(caf::event_based_actor* self,
               me, task_done_atom::value,
               make_error(errc::cancelled, "task cancelled before it started"));
         };
-        if (!executor->submit(session, job->cancel, std::move(run),
+        if (!executor->submit(session, cancel, std::move(run),
                               std::move(dropped))) {
           self->quit();
           return make_error(errc::resource_exhausted,
@@ -177,9 +187,9 @@ caf::behavior task_actor(caf::event_based_actor* self,
                                 + " tasks wait; limit "
                                   "objstore.max-queued-tasks)");
         }
-        auto rp = self->make_response_promise<task_outcome>();
+        auto rp = self->make_response_promise<Result>();
         self->become(
-            [=](task_done_atom, task_outcome& out) mutable {
+            [=](task_done_atom, Result& out) mutable {
               rp.deliver(std::move(out));
               self->quit();
             },
@@ -190,6 +200,17 @@ caf::behavior task_actor(caf::event_based_actor* self,
         return rp;
       },
   };
+}
+
+/// Runs one task's job on the node's executor and answers the worker's
+/// `run` with the outcome.
+caf::behavior task_actor(caf::event_based_actor* self,
+                         std::shared_ptr<task_job> job,
+                         std::weak_ptr<task_executor> pool,
+                         session_id session) {
+  return offload_actor<task_outcome>(
+      self, [job] { return run_job_safely(*job); }, std::move(pool), session,
+      job->cancel);
 }
 
 bool runs_inline(const task_job& job) {
@@ -464,6 +485,104 @@ caf::error check_fetch(self_ptr self, const uri& id, session_id s) {
   return make_error(errc::permission_denied, id.str());
 }
 
+/// Runs `work` on the node's spill threads, where it may block on the disk,
+/// and calls `done` with its result on the worker's thread.
+template<class Result>
+void off_thread(self_ptr self, std::function<caf::expected<Result>()> work,
+                std::function<void(caf::expected<Result>)> done) {
+  auto helper
+      = self->spawn(offload_actor<Result>, std::move(work),
+                    std::weak_ptr<task_executor>{self->state.spill_io},
+                    session_id{0}, std::make_shared<std::atomic<bool>>(false));
+  self->request(helper, caf::infinite, run_atom::value)
+      .then([done](Result& x) { done(std::move(x)); },
+            [done](caf::error& err) { done(std::move(err)); });
+}
+
+using value_callback = std::function<void(caf::expected<value_ptr>)>;
+
+/// Restore-on-use: calls `done` with the mem:// object `id`, at once when
+/// it is in memory; when it is spilled, after restoring it on the node's
+/// spill threads (this actor never waits for the disk). `id` stays pinned
+/// while it is restored, so a release meanwhile cannot free it; the caller
+/// has checked that the session holds it. Errors: `not_found`, and for a
+/// spilled object `object_lost` (spill file missing), `corrupt_data`,
+/// `resource_exhausted` (no room to restore), `io_error`, naming `id`.
+void with_value(self_ptr self, const uri& id, value_callback done) {
+  auto& st = self->state;
+  auto x = st.objects->get_resident(id);
+  if (!x) {
+    done(std::move(x.error()));
+    return;
+  }
+  if (*x) {
+    done(std::move(*x));
+    return;
+  }
+  st.refs.pin(id);
+  auto objects = st.objects;
+  off_thread<wire_value>(
+      self,
+      [objects, id]() -> caf::expected<wire_value> {
+        auto restored = objects->get(id);
+        if (!restored)
+          return std::move(restored.error());
+        return wire_value{std::move(*restored)};
+      },
+      [self, id, done](caf::expected<wire_value> restored) {
+        if (self->state.refs.unpin(id))
+          erase_free(self, id);
+        if (!restored)
+          done(std::move(restored.error()));
+        else
+          done(std::move(restored->ptr));
+      });
+}
+
+/// Stores `x` as a new mem:// object held by session `s` (put by
+/// `put_by`, 0 for none) and answers `rp` with its URI. When the store has
+/// to spill first to make room, the put runs on the node's spill threads;
+/// if the session closed meanwhile the object is erased again (no leak).
+/// Errors: those of object_store::put (`resource_exhausted` when what is
+/// pinned leaves no room), `object_lost` for a session gone meanwhile.
+void store_held(self_ptr self, value_ptr x, session_id s, session_id put_by,
+                caf::typed_response_promise<std::string> rp) {
+  auto size = x->size_bytes();
+  auto finish = [self, s, put_by, size, rp](caf::expected<uri> id) mutable {
+    auto& st = self->state;
+    if (!id) {
+      rp.deliver(std::move(id.error()));
+      return;
+    }
+    if (!session_alive(self, s)) {
+      st.objects->erase(*id);
+      rp.deliver(make_error(errc::object_lost, "the session closed"));
+      return;
+    }
+    st.refs.add(*id, s, size, false, put_by, reference_table::clock::now());
+    rp.deliver(id->str());
+  };
+  auto& objects = self->state.objects;
+  if (!objects->needs_spill_for(size)) {
+    finish(objects->put(std::move(x), std::nullopt, disk_io::never));
+    return;
+  }
+  off_thread<std::string>(
+      self,
+      [objects, x]() -> caf::expected<std::string> {
+        auto id = objects->put(x);
+        if (!id)
+          return std::move(id.error());
+        return id->str();
+      },
+      [finish](caf::expected<std::string> text) mutable {
+        if (!text)
+          finish(std::move(text.error()));
+        else
+          finish(uri::parse(*text));
+      });
+}
+
 /// Gets the value of `text` for a fetch by session `me` if the fetch
 /// policy allows it: mem:// objects at once, fs:// objects from the store
 /// actor (file IO off this thread). `then` receives the value or the error.
@@ -501,7 +620,7 @@ void fetch_value(self_ptr self, const session& me, const std::string& text,
   }
   // The reply shares the value: it stays alive until serialized (or
   // pulled) even if every handle is released meanwhile.
-  then(st.objects->get(*id));
+  with_value(self, *id, std::move(then));
 }
 
 /// How long an unused transfer token or fetch grant stays valid.
@@ -673,18 +792,13 @@ caf::error check_adopt(self_ptr self, uint64_t session, const wire_value& x) {
 
 /// Stores a value the data plane received for `session` (node-local
 /// senders only); `put`: the session's own put, else a transfer.
-caf::expected<std::string> adopt_value(self_ptr self, uint64_t session,
-                                       wire_value& x, bool put) {
-  auto& st = self->state;
+caf::result<std::string> adopt_value(self_ptr self, uint64_t session,
+                                     wire_value& x, bool put) {
   if (auto err = check_adopt(self, session, x))
     return err;
-  auto size = x.ptr->size_bytes();
-  auto id = st.objects->put(std::move(x.ptr));
-  if (!id)
-    return std::move(id.error());
-  st.refs.add(*id, session, size, false, put ? session : 0,
-              reference_table::clock::now());
-  return id->str();
+  auto rp = self->make_response_promise<std::string>();
+  store_held(self, std::move(x.ptr), session, put ? session : 0, rp);
+  return rp;
 }
 
 /// Node-wide counters: for operator sessions only.
@@ -696,6 +810,7 @@ worker_stats node_stats(self_ptr self) {
   result.mem_bytes = totals.of(scheme::mem).bytes;
   result.fs_objects = totals.of(scheme::fs).objects;
   result.fs_bytes = totals.of(scheme::fs).bytes;
+  result.spill = totals.spill;
   result.sessions = st.sessions.size();
   result.releases = st.refs.releases();
   result.unknown_releases = st.refs.unknown_releases();
@@ -760,6 +875,7 @@ std::vector<object_record> list_objects(self_ptr self, const session& me) {
         = std::chrono::duration_cast<std::chrono::milliseconds>(now - e.created)
               .count();
     rec.revealed = e.revealed;
+    rec.spilled = st.objects->is_spilled(id);
     result.push_back(std::move(rec));
   }
   std::sort(result.begin(), result.end(),
@@ -802,6 +918,10 @@ worker_actor_impl(self_ptr self, node_options options,
   if (!options.executor)
     options.executor = std::make_shared<task_executor>(options.tasks);
   st.executor = options.executor;
+  if (!options.spill_io && objects->spilling())
+    options.spill_io = std::make_shared<task_executor>(
+        task_executor_options{node_options::spill_threads, 0});
+  st.spill_io = options.spill_io;
   st.options = std::move(options);
   st.objects = std::move(objects);
   st.store = std::move(store);
@@ -838,13 +958,9 @@ worker_actor_impl(self_ptr self, node_options options,
                                 std::move(req.value), std::move(req.target),
                                 (*me)->principal);
         }
-        auto size = req.value.ptr->size_bytes();
-        auto id = self->state.objects->put(std::move(req.value.ptr));
-        if (!id)
-          return std::move(id.error());
-        self->state.refs.add(*id, s, size, false, s,
-                             reference_table::clock::now());
-        return id->str();
+        auto rp = self->make_response_promise<std::string>();
+        store_held(self, std::move(req.value.ptr), s, s, rp);
+        return rp;
       },
       [=](run_atom, session_key& key,
           task_request& req) -> caf::result<task_reply> {
@@ -870,7 +986,8 @@ worker_actor_impl(self_ptr self, node_options options,
           if (id->scheme() == scheme::mem) {
             if (auto err = check_held(self, *id, s))
               return err;
-            auto x = st.objects->get(*id);
+            // Null when spilled: the task restores it on its thread.
+            auto x = st.objects->get_resident(*id);
             if (!x)
               return std::move(x.error());
             job->inputs.push_back(std::move(*x));
@@ -902,9 +1019,10 @@ worker_actor_impl(self_ptr self, node_options options,
             if (id.scheme() == scheme::mem && st.refs.unpin(id))
               erase_free(self, id);
         };
-        if (runs_inline(*job)) {
+        if (runs_inline(*job) && !st.objects->needs_spill_for(4u << 20)) {
           // Bounded by the input size: cheaper here than a task actor's
-          // spawn and two messages.
+          // spawn and two messages (and its outputs fit without a spill).
+          job->on_worker_thread = true;
           auto out = run_job_safely(*job);
           finish();
           if (!out) {
@@ -1177,18 +1295,25 @@ worker_actor_impl(self_ptr self, node_options options,
         auto endpoint = member_endpoint(self, **me, target);
         if (!endpoint)
           return std::move(endpoint.error());
-        auto x = st.objects->get(*id);
-        if (!x)
-          return std::move(x.error());
-        // Pinned while the peer is found and the value streams: a release
-        // meanwhile cannot free it.
+        // Pinned while it is restored, the peer is found and the value
+        // streams: a release meanwhile cannot free it.
         st.refs.pin(*id);
         auto rp = self->make_response_promise<std::string>();
-        push_to_peer(self, rp, *endpoint, target, std::move(token),
-                     std::move(*x), [self, id = *id] {
-                       if (self->state.refs.unpin(id))
-                         erase_free(self, id);
-                     });
+        auto unpin = [self, id = *id] {
+          if (self->state.refs.unpin(id))
+            erase_free(self, id);
+        };
+        with_value(self, *id,
+                   [self, rp, unpin, token, endpoint = *endpoint,
+                    target](caf::expected<value_ptr> x) mutable {
+                     if (!x) {
+                       unpin();
+                       rp.deliver(std::move(x.error()));
+                       return;
+                     }
+                     push_to_peer(self, rp, endpoint, target, std::move(token),
+                                  std::move(*x), unpin);
+                   });
         return rp;
       },
       [=](peer_atom) -> peer_info {

@@ -62,6 +62,9 @@ struct worker_state {
   worker_stats counters;
   /// The node's task threads (node_options::executor).
   std::shared_ptr<task_executor> executor;
+  /// The node's spill threads (node_options::spill_io): restores and puts
+  /// that must spill first run there, never on the worker's thread.
+  std::shared_ptr<task_executor> spill_io;
 };
 
 /// Whether the worker runs a task on its own thread instead of a task

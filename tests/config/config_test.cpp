@@ -168,6 +168,44 @@ TEST(config, the_default_memory_limit_is_half_the_memory) {
   EXPECT_EQ(off.memory_limit, 0u) << "0 still means none";
 }
 
+TEST(config, spilling_is_on_by_default_in_a_per_user_temp_directory) {
+  config cfg;
+  ASSERT_FALSE(load(cfg, {"--objstore.rank=2"}));
+  EXPECT_EQ(cfg.spill_dir, default_spill_dir());
+  EXPECT_NE(cfg.spill_dir.find("objstore-spill-" + std::to_string(::getuid())),
+            std::string::npos);
+  auto opts = cfg.make_node_options();
+  ASSERT_TRUE(opts);
+  EXPECT_EQ(opts->store.spill_dir, cfg.spill_dir);
+  EXPECT_EQ(opts->store.spill_threshold, 0.8);
+  EXPECT_EQ(opts->store.spill_key, "rank-2");
+  config custom;
+  ASSERT_FALSE(
+      load(custom, {"--objstore.spill-dir=/var/tmp/x",
+                    "--objstore.spill-threshold=0.5", "--objstore.port=4250"}));
+  opts = custom.make_node_options();
+  ASSERT_TRUE(opts);
+  EXPECT_EQ(opts->store.spill_dir, "/var/tmp/x");
+  EXPECT_EQ(opts->store.spill_threshold, 0.5);
+  EXPECT_EQ(opts->store.spill_key, "rank-0-port-4250");
+  config off;
+  ASSERT_FALSE(load(off, {"--objstore.spill-threshold=0"}));
+  EXPECT_EQ(off.make_node_options()->store.spill_threshold, 0.0);
+  ini_file ini{"[objstore]\nspill-dir=\"\"\n"};
+  config none;
+  ASSERT_FALSE(load(none, {"--config-file=" + ini.path}));
+  EXPECT_TRUE(none.make_node_options()->store.spill_dir.empty());
+  for (auto bad :
+       {"--objstore.spill-dir=relative/dir", "--objstore.spill-threshold=1.5",
+        "--objstore.spill-threshold=-0.1"}) {
+    config cfg2;
+    auto err = load(cfg2, {bad});
+    ASSERT_TRUE(err) << bad;
+    EXPECT_NE(message_of(err).find("objstore.spill-"), std::string::npos)
+        << message_of(err);
+  }
+}
+
 TEST(config, unparsable_values_and_stray_arguments_are_errors) {
   for (auto args : std::vector<std::vector<std::string>>{
            {"--objstore.rank=many"}, {"stray"}, {"--objstore.timeout=soon"}}) {

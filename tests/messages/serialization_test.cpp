@@ -348,7 +348,8 @@ TEST_F(serialization, object_listing) {
   auto h_copy = round_trip(h);
   ASSERT_TRUE(h_copy);
   EXPECT_EQ(h_copy->count, 3u);
-  object_record rec{"mem://n-9", 1 << 20, {h, {"session-2", 1}}, 2, -5, true};
+  object_record rec{"mem://n-9", 1 << 20, {h, {"session-2", 1}}, 2, -5,
+                    true,        true};
   auto copy = round_trip(rec);
   ASSERT_TRUE(copy);
   EXPECT_EQ(copy->uri, "mem://n-9");
@@ -358,6 +359,7 @@ TEST_F(serialization, object_listing) {
   EXPECT_EQ(copy->pins, 2u);
   EXPECT_EQ(copy->age_ms, -5);
   EXPECT_TRUE(copy->revealed);
+  EXPECT_TRUE(copy->spilled);
   // The reply type of `objects` is the vector, so the vector must be
   // registered as well.
   std::vector<object_record> xs{rec, object_record{}};
@@ -376,6 +378,13 @@ TEST_F(serialization, worker_and_driver_stats) {
   EXPECT_EQ(w_copy->mem_objects, 1000u);
   EXPECT_EQ(w_copy->pinned_objects, w.pinned_objects);
   EXPECT_EQ(w_copy->fetches_denied, w.fetches_denied);
+  w.spill.spilled_objects = 21;
+  w.spill.spills = 22;
+  w.spill.restore_ns = 23;
+  w.spill.leftovers_removed = 24;
+  w_copy = round_trip(w);
+  ASSERT_TRUE(w_copy);
+  EXPECT_EQ(w_copy->spill, w.spill);
   driver_stats d{1, 2, 3, 4, 5, 6};
   auto d_copy = round_trip(d);
   ASSERT_TRUE(d_copy);
