@@ -7,11 +7,20 @@
 //
 // `put` stores FILE's bytes as a persistent fs:// object; `fetch` is
 // subject to the worker's fetch policy (mem:// objects of other sessions
-// are never fetchable; fs:// objects under the 'allow' policy).
+// are never fetchable; fs:// objects under the 'allow' policy). Large
+// files stream over the workers' data ports with bounded memory: `put`
+// maps FILE read-only, `fetch` into OUT-FILE writes from the socket into
+// a mapping of OUT-FILE.part and renames it. On a terminal both show their
+// progress on stderr.
 
+#include <chrono>
+#include <cstdio>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <sstream>
+
+#include <unistd.h>
 
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -35,6 +44,48 @@ int usage() {
 int fail(const caf::error& err) {
   std::cerr << "objstore: " << describe(err) << '\n';
   return 1;
+}
+
+/// Runs `work` (a blocking put or fetch) and, when stderr is a terminal,
+/// shows the bytes the driver's data plane has moved so far (`sent`: the
+/// data_bytes_sent counter, else data_bytes_received) against `total`
+/// (0: unknown), redrawn every 200 ms.
+template<class Result>
+Result with_progress(driver& d, const std::string& label, uint64_t total,
+                     bool sent, std::function<Result()> work) {
+  auto task = std::async(std::launch::async, std::move(work));
+  if (::isatty(STDERR_FILENO) == 0)
+    return task.get();
+  auto moved = [&]() -> uint64_t {
+    auto s = d.stats();
+    return !s ? 0 : sent ? s->data_bytes_sent : s->data_bytes_received;
+  };
+  auto base = moved();
+  auto t0 = std::chrono::steady_clock::now();
+  bool shown = false;
+  while (task.wait_for(std::chrono::milliseconds{200})
+         != std::future_status::ready) {
+    auto done = moved() - base;
+    auto secs
+        = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
+              .count();
+    auto gib = [](uint64_t n) {
+      return static_cast<double>(n) / (1 << 30);
+    };
+    if (total > 0)
+      std::fprintf(stderr, "\r%s: %.2f of %.2f GiB (%.0f%%), %.2f GB/s   ",
+                   label.c_str(), gib(done), gib(total),
+                   100.0 * static_cast<double>(done)
+                       / static_cast<double>(total),
+                   static_cast<double>(done) / 1e9 / secs);
+    else
+      std::fprintf(stderr, "\r%s: %.2f GiB, %.2f GB/s   ", label.c_str(),
+                   gib(done), static_cast<double>(done) / 1e9 / secs);
+    shown = true;
+  }
+  if (shown)
+    std::fprintf(stderr, "\n");
+  return task.get();
 }
 
 bool parse_rank(const std::string& text, const driver& d, uint32_t& rank) {
@@ -154,14 +205,16 @@ int main(int argc, char** argv) {
     uint32_t rank;
     if (!parse_rank(words[1], d, rank))
       return 2;
-    std::ifstream in{words[2], std::ios::binary};
-    if (!in) {
-      std::cerr << "objstore: cannot read " << words[2] << '\n';
-      return 1;
-    }
-    std::stringstream buf;
-    buf << in.rdbuf();
-    auto x = d.put(rank, make_value(blob::copy_of(buf.str())), words[3]);
+    // Mapped, not read: the file's bytes stay in the page cache while
+    // they stream, whatever its size.
+    auto mapped = buffer::map_file(words[2]);
+    if (!mapped)
+      return fail(mapped.error());
+    auto value = make_value(blob{std::move(*mapped)});
+    auto size = static_cast<uint64_t>(value->size_bytes());
+    auto x = with_progress<caf::expected<host_var>>(
+        d, "put " + words[2], size, true,
+        [&] { return d.put(rank, value, words[3]); });
     if (!x)
       return fail(x.error());
     std::cout << *x->uri(rank) << '\n';
@@ -173,21 +226,19 @@ int main(int argc, char** argv) {
       return 2;
     host_var x{d.world_size()};
     x.set(rank, std::make_shared<const remote_ref>(rank, words[2], nullptr));
+    if (words.size() == 4) {
+      // Only a bytes object has a file form (what `put` stores).
+      auto n = with_progress<caf::expected<uint64_t>>(
+          d, "fetch " + words[2], 0, false,
+          [&] { return d.fetch_to_file(rank, x, words[3]); });
+      if (!n)
+        return fail(n.error());
+      std::cout << "bytes (" << *n << " bytes) -> " << words[3] << '\n';
+      return 0;
+    }
     auto v = d.fetch(rank, x);
     if (!v)
       return fail(v.error());
-    if (words.size() == 4) {
-      // Only a bytes object has a file form (what `put` stores).
-      if (!(*v)->is_bytes())
-        return fail(make_error(errc::invalid_argument,
-                               words[2] + " holds " + (*v)->summary()
-                                   + ", not bytes: nothing written to "
-                                   + words[3]));
-      std::ofstream out{words[3], std::ios::binary};
-      out << (*v)->as_bytes().view();
-      if (!out)
-        return fail(make_error(errc::io_error, "cannot write " + words[3]));
-    }
     std::cout << (*v)->summary() << '\n';
     return 0;
   }

@@ -241,7 +241,8 @@ byte_source::~byte_source() {
   // nop
 }
 
-caf::expected<value_ptr> decode(byte_source& src, const std::string& what) {
+caf::expected<value_ptr> decode(byte_source& src, const std::string& what,
+                                const block_allocator& alloc) {
   try {
     auto total = src.remaining();
     if (total < prefix_size + trailer_size)
@@ -288,7 +289,15 @@ caf::expected<value_ptr> decode(byte_source& src, const std::string& what) {
     sum.update(std::as_bytes(std::span{header}));
     std::vector<buffer_ptr> buffers;
     for (auto& b : hdr.blocks) {
-      auto buf = buffer::allocate(b.size);
+      std::shared_ptr<buffer> buf;
+      if (alloc) {
+        auto made = alloc(buffers.size(), b.size);
+        if (!made)
+          return std::move(made.error());
+        buf = std::move(*made);
+      } else {
+        buf = buffer::allocate(b.size);
+      }
       // Hashed piece by piece right after each read, while the bytes are
       // still in cache: one pass over memory instead of two.
       constexpr uint64_t piece = uint64_t{1} << 20;

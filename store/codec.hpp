@@ -2,6 +2,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -78,10 +80,17 @@ public:
   virtual bool read(std::byte* dst, size_t n) = 0;
 };
 
+/// Where `decode` puts payload block `index` of `size` bytes (e.g. a
+/// file mapping, `buffer::map_new_file`); an error fails the decode.
+using block_allocator = std::function<caf::expected<std::shared_ptr<buffer>>(
+    size_t index, uint64_t size)>;
+
 /// Decodes one value from `src`, reading every payload block straight into
-/// its final buffer. A corrupt, truncated or oversized encoding is a
-/// `corrupt_data` error mentioning `what` (e.g. the URI); never throws.
-caf::expected<value_ptr> decode(byte_source& src, const std::string& what);
+/// its final buffer (from `alloc` if given, else `buffer::allocate`). A
+/// corrupt, truncated or oversized encoding is a `corrupt_data` error
+/// mentioning `what` (e.g. the URI); never throws.
+caf::expected<value_ptr> decode(byte_source& src, const std::string& what,
+                                const block_allocator& alloc = {});
 
 /// Decodes one value from contiguous bytes.
 caf::expected<value_ptr> decode(std::span<const std::byte> bytes,

@@ -156,6 +156,18 @@ public:
   /// Allocates and copies `bytes`.
   static std::shared_ptr<buffer> copy_of(std::span<const std::byte> bytes);
 
+  /// Maps the whole file `path` read-only: its bytes stay in the page
+  /// cache (reclaimable), not in anonymous memory, so a file of any size
+  /// can be put with bounded memory. Errors: `io_error` naming the file.
+  static caf::expected<std::shared_ptr<buffer>>
+  map_file(const std::string& path);
+
+  /// Creates (or truncates) `path` with `size` bytes and maps it writable
+  /// and shared: what is written lands in the file through the page cache.
+  /// Errors: `io_error` naming the file.
+  static caf::expected<std::shared_ptr<buffer>>
+  map_new_file(const std::string& path, size_t size);
+
   buffer(const buffer&) = delete;
   buffer& operator=(const buffer&) = delete;
   ~buffer();
@@ -172,6 +184,12 @@ private:
   buffer(std::byte* data, size_t size) : data_(data), size_(size) {}
   std::byte* data_;
   size_t size_;
+  /// A file mapping (munmap instead of free); its length.
+  bool mapped_ = false;
+  size_t mapped_size_ = 0;
+  /// Bytes of a huge-page region (0: an ordinary allocation): given back
+  /// to the process's cache of recently freed regions.
+  size_t region_ = 0;
   /// The task budget this buffer is charged to (given back when freed).
   scoped_memory_budget::counter budget_;
 };

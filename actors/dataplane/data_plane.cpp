@@ -190,6 +190,7 @@ public:
         return broken(code);
       dst += k;
       n -= k;
+      counters_.streamed_in.fetch_add(k, std::memory_order_relaxed);
       chunk_left_ -= k;
       consumed_ += k;
       remaining_ -= k;
@@ -1046,14 +1047,14 @@ void data_plane::send_async(const std::string& host, uint16_t port,
     complete(done, make_error(errc::invalid_argument, what + ": null value"));
     return;
   }
-  enqueue(send_job{host,
-                   port,
-                   token,
-                   std::move(x),
-                   std::move(done),
-                   {},
-                   false,
-                   clock::now() + options_.io_timeout});
+  send_job job;
+  job.host = host;
+  job.port = port;
+  job.token = token;
+  job.value = std::move(x);
+  job.done = std::move(done);
+  job.start_deadline = clock::now() + options_.io_timeout;
+  enqueue(std::move(job));
 }
 
 void data_plane::put_async(const std::string& host, uint16_t port,
@@ -1066,26 +1067,28 @@ void data_plane::put_async(const std::string& host, uint16_t port,
                                                           + ": null value"));
     return;
   }
-  enqueue(send_job{host,
-                   port,
-                   token,
-                   std::move(x),
-                   std::move(done),
-                   {},
-                   true,
-                   clock::now() + options_.io_timeout});
+  send_job job;
+  job.host = host;
+  job.port = port;
+  job.token = token;
+  job.value = std::move(x);
+  job.done = std::move(done);
+  job.put = true;
+  job.start_deadline = clock::now() + options_.io_timeout;
+  enqueue(std::move(job));
 }
 
 void data_plane::pull_async(const std::string& host, uint16_t port,
-                            const std::string& grant, pull_callback done) {
-  enqueue(send_job{host,
-                   port,
-                   grant,
-                   nullptr,
-                   {},
-                   std::move(done),
-                   false,
-                   clock::now() + options_.io_timeout});
+                            const std::string& grant, pull_callback done,
+                            block_allocator alloc) {
+  send_job job;
+  job.host = host;
+  job.port = port;
+  job.token = grant;
+  job.pulled = std::move(done);
+  job.alloc = std::move(alloc);
+  job.start_deadline = clock::now() + options_.io_timeout;
+  enqueue(std::move(job));
 }
 
 void data_plane::fail_job(send_job& job, caf::error err) {
@@ -1189,7 +1192,7 @@ void data_plane::sender_loop() {
       continue;
     }
     if (job.pulled) {
-      auto result = receive(job.host, job.port, job.token);
+      auto result = receive(job);
       if (!result)
         counters_.failed_out.fetch_add(1);
       complete(job.pulled, std::move(result));
@@ -1387,6 +1390,7 @@ caf::expected<std::string> data_plane::send_encoded(byte_stream& stream,
       }
       sent += len;
       off += len;
+      counters_.streamed_out.fetch_add(len, std::memory_order_relaxed);
       raise_high_mark(counters_.max_in_flight, sent - acked);
     }
     return {};
@@ -1408,9 +1412,10 @@ caf::expected<std::string> data_plane::send_encoded(byte_stream& stream,
   return body;
 }
 
-caf::expected<value_ptr> data_plane::receive(const std::string& host,
-                                             uint16_t port,
-                                             const std::string& grant) {
+caf::expected<value_ptr> data_plane::receive(const send_job& job) {
+  auto& host = job.host;
+  auto port = job.port;
+  auto& grant = job.token;
   auto what = "pull from " + host + ":" + std::to_string(port);
   if (auto target = local_peer(host, port)) {
     auto claimed = target->claim(grant);
@@ -1457,7 +1462,7 @@ caf::expected<value_ptr> data_plane::receive(const std::string& host,
     return err;
   }
   chunk_source src{stream, total, options_.io_timeout, counters_};
-  auto x = decode(src, what);
+  auto x = decode(src, what, job.alloc);
   if (!x) {
     auto err = src.problem() ? src.problem() : x.error();
     if (!src.connection_broken())

@@ -130,6 +130,11 @@ struct data_plane_counters {
   /// Values pulled from other nodes (also counted in transfers_in and
   /// bytes_in).
   std::atomic<uint64_t> pulls{0};
+  /// Payload bytes written to and read from chunk frames so far, counted
+  /// as each chunk moves (bytes_out/bytes_in count whole transfers when
+  /// they end): progress of long streams.
+  std::atomic<uint64_t> streamed_out{0};
+  std::atomic<uint64_t> streamed_in{0};
 };
 
 /// What a data plane holds right now.
@@ -282,7 +287,8 @@ public:
   /// stream), `resource_exhausted` (larger than `max_object_size`). The
   /// value is decoded straight into its final buffers.
   void pull_async(const std::string& host, uint16_t port,
-                  const std::string& grant, pull_callback done);
+                  const std::string& grant, pull_callback done,
+                  block_allocator alloc = {});
 
   /// Blocking `pull_async`.
   caf::expected<value_ptr> pull(const std::string& host, uint16_t port,
@@ -323,8 +329,9 @@ private:
     /// Pushed value (null for a pull).
     value_ptr value;
     send_callback done;
-    /// Set for a pull.
+    /// Set for a pull; where its blocks go (empty: memory).
     pull_callback pulled;
+    block_allocator alloc;
     /// A driver's put (hello "OSXD").
     bool put = false;
     /// A job not started by then fails with `timeout`.
@@ -364,8 +371,7 @@ private:
   void enqueue(send_job job);
   void fail_job(send_job& job, caf::error err);
   caf::expected<std::string> transmit(const send_job& job);
-  caf::expected<value_ptr> receive(const std::string& host, uint16_t port,
-                                   const std::string& grant);
+  caf::expected<value_ptr> receive(const send_job& job);
   caf::expected<std::unique_ptr<outbound>>
   open(const std::string& host, uint16_t port, const std::string& what);
   caf::expected<std::string> send_encoded(byte_stream& out,

@@ -1,7 +1,10 @@
 #include "actors/driver/driver.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <optional>
 
@@ -367,6 +370,56 @@ caf::expected<std::string> live_uri(uint32_t rank, const host_var& x) {
 }
 
 } // namespace
+
+caf::expected<uint64_t> driver::fetch_to_file(uint32_t rank, const host_var& x,
+                                              const std::string& path) {
+  auto uri = live_uri(rank, x);
+  if (!uri)
+    return std::move(uri.error());
+  auto part = path + ".part";
+  auto mapped = std::make_shared<std::atomic<bool>>(false);
+  block_allocator alloc
+      = [part, mapped,
+         name = *uri](size_t index,
+                      uint64_t size) -> caf::expected<std::shared_ptr<buffer>> {
+    if (index != 0)
+      return make_error(errc::invalid_argument,
+                        name + " has several blocks: not a bytes object");
+    mapped->store(true);
+    return buffer::map_new_file(part, size);
+  };
+  auto v = ask_within<wire_value>(transfer_wait_, fetch_atom::value, rank, *uri,
+                                  std::move(alloc));
+  auto drop = [&](caf::error err) -> caf::expected<uint64_t> {
+    std::error_code ignored;
+    std::filesystem::remove(part, ignored);
+    return err;
+  };
+  if (!v)
+    return drop(std::move(v.error()));
+  auto got = std::move(v->ptr);
+  if (!got || !got->is_bytes())
+    return drop(make_error(errc::invalid_argument,
+                           *uri + " holds " + (got ? got->summary() : "nothing")
+                               + ", not bytes: nothing written to " + path));
+  auto size = static_cast<uint64_t>(got->size_bytes());
+  if (!mapped->load()) {
+    // Came in the reply (small): write it out.
+    std::ofstream out{part, std::ios::binary | std::ios::trunc};
+    auto bytes = got->as_bytes().view();
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out)
+      return drop(make_error(errc::io_error, "cannot write " + part));
+  }
+  got.reset(); // unmaps the file
+  std::error_code ec;
+  std::filesystem::rename(part, path, ec);
+  if (ec)
+    return drop(make_error(errc::io_error, "cannot rename " + part + " to "
+                                               + path + ": " + ec.message()));
+  return size;
+}
 
 caf::expected<value_ptr> driver::fetch(uint32_t rank, const host_var& x) {
   auto uri = live_uri(rank, x);

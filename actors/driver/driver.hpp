@@ -141,6 +141,15 @@ public:
   /// Fetches party `rank`'s value of `x` (subject to the worker's policy).
   caf::expected<value_ptr> fetch(uint32_t rank, const host_var& x);
 
+  /// Fetches party `rank`'s bytes object `x` into the file `path`: written
+  /// to `path.part`, then renamed. A value that streams goes from the
+  /// socket straight into a shared mapping of that file, so the driver's
+  /// memory stays bounded whatever its size. Replies the bytes written.
+  /// Errors as `fetch`, `invalid_argument` (not a bytes object: nothing
+  /// is left behind), `io_error` naming the file.
+  caf::expected<uint64_t> fetch_to_file(uint32_t rank, const host_var& x,
+                                        const std::string& path);
+
   /// Erases party `rank`'s object of `x` now (fs:// objects included).
   caf::error erase(uint32_t rank, const host_var& x);
 

@@ -402,7 +402,6 @@ void stream_put(self_ptr self, uint32_t rank,
           }
           auto& st = self->state;
           ++st.counters.streamed_puts;
-          st.counters.data_bytes_sent += value->size_bytes();
           driver_state::stream_call then;
           then.rank = rank;
           then.put_done = [rp](std::string& uri) mutable {
@@ -428,7 +427,8 @@ void stream_put(self_ptr self, uint32_t rank,
 /// to pull it from its data port.
 void stream_fetch(self_ptr self, uint32_t rank,
                   std::pair<std::string, uint16_t> route, std::string uri,
-                  caf::typed_response_promise<wire_value> rp) {
+                  caf::typed_response_promise<wire_value> rp,
+                  block_allocator alloc = {}) {
   auto fail = [rp](caf::error err) mutable {
     rp.deliver(std::move(err));
   };
@@ -439,7 +439,7 @@ void stream_fetch(self_ptr self, uint32_t rank,
     threshold = UINT64_MAX;
   detail::call<fetch_reply>(
       self, rank, what,
-      [self, rank, route, what, rp, fail](fetch_reply& reply) mutable {
+      [self, rank, route, what, rp, fail, alloc](fetch_reply& reply) mutable {
         if (reply.grant.empty()) {
           rp.deliver(std::move(reply.value));
           return;
@@ -453,13 +453,12 @@ void stream_fetch(self_ptr self, uint32_t rank,
         ++st.counters.streamed_fetches;
         driver_state::stream_call then;
         then.rank = rank;
-        then.fetch_done = [self, rp](wire_value& x) mutable {
-          if (x.ptr)
-            self->state.counters.data_bytes_received += x.ptr->size_bytes();
+        then.fetch_done = [rp](wire_value& x) mutable {
           rp.deliver(std::move(x));
         };
         auto report = start_stream(self, rank, what, fail, std::move(then));
-        (*plane)->pull_async(route.first, route.second, reply.grant, report);
+        (*plane)->pull_async(route.first, route.second, reply.grant, report,
+                             std::move(alloc));
       },
       fail, fetch_atom::value, std::move(uri), threshold);
 }
@@ -636,6 +635,20 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         return forward<task_reply>(self, rank, std::move(what), run_atom::value,
                                    std::move(req));
       },
+      [=](fetch_atom, uint32_t rank, std::string& uri,
+          block_allocator& alloc) -> caf::result<wire_value> {
+        auto rp = self->make_response_promise<wire_value>();
+        if (auto route = stream_route(self, rank))
+          stream_fetch(self, rank, std::move(*route), std::move(uri), rp,
+                       std::move(alloc));
+        else
+          call<wire_value>(
+              self, rank, "fetch " + uri,
+              [rp](wire_value& x) mutable { rp.deliver(std::move(x)); },
+              [rp](caf::error err) mutable { rp.deliver(std::move(err)); },
+              fetch_atom::value, std::move(uri));
+        return rp;
+      },
       [=](fetch_atom, uint32_t rank,
           std::string& uri) -> caf::result<wire_value> {
         if (auto route = stream_route(self, rank)) {
@@ -716,6 +729,11 @@ driver_actor_impl(self_ptr self, std::vector<worker_actor> workers,
         auto result = self->state.counters;
         result.live_handles = static_cast<uint64_t>(
             std::max<int64_t>(0, self->state.sink->live.load()));
+        // Counted chunk by chunk: progress of streams still under way.
+        if (auto& plane = self->state.data) {
+          result.data_bytes_sent = plane->counters().streamed_out.load();
+          result.data_bytes_received = plane->counters().streamed_in.load();
+        }
         return result;
       },
       [=](stats_atom, uint32_t rank) -> caf::result<worker_stats> {

@@ -43,6 +43,7 @@ struct run_result {
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(objstore::host_var)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(objstore::run_order)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(objstore::run_result)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(objstore::block_allocator)
 
 namespace objstore {
 
@@ -133,6 +134,12 @@ using driver_actor = caf::typed_actor<
     /// `stream_threshold` bytes in another process is pulled from the
     /// worker's data port under a one-use grant.
     caf::replies_to<fetch_atom, uint32_t, std::string>::with<wire_value>,
+    /// `fetch` whose payload blocks, if the value streams, are made by
+    /// `alloc` (e.g. a mapping of the file it is fetched into, so memory
+    /// stays bounded whatever the size). A value that comes in the reply
+    /// is in ordinary memory.
+    caf::replies_to<fetch_atom, uint32_t, std::string,
+                    block_allocator>::with<wire_value>,
     caf::replies_to<erase_atom, uint32_t, std::string>::with<bool>,
     /// Queues releases; they go out batched (count or timer, or `flush`).
     caf::reacts_to<release_atom, uint32_t, std::vector<std::string>>,

@@ -104,6 +104,32 @@ TEST_F(cli, put_then_fetch_round_trips_a_file) {
   EXPECT_FALSE(fs::exists(dir() / "escape.obj"));
 }
 
+TEST_F(cli, large_files_stream_both_ways_and_leave_no_part_file) {
+  auto root = dir() / "fs0";
+  fs::create_directory(root);
+  ASSERT_TRUE(start_worker(0, worker_flags{}.policy("allow").root(root)));
+  // 24 MiB: well above the stream threshold, many chunks each way.
+  std::string payload(24u << 20, '\0');
+  for (size_t i = 0; i < payload.size(); i += 4093)
+    payload[i] = static_cast<char>(i * 7 % 251);
+  write_text(dir() / "big.bin", payload);
+  auto uri = "fs://" + (root / "big.obj").string();
+  child_process* proc = nullptr;
+  ASSERT_EQ(run({"put", "0", (dir() / "big.bin").string(), uri}, &proc), 0)
+      << proc->describe();
+  EXPECT_EQ(proc->out(), uri + "\n");
+  auto out = dir() / "back.bin";
+  ASSERT_EQ(run({"fetch", "0", uri, out.string()}, &proc), 0)
+      << proc->describe();
+  EXPECT_NE(proc->out().find(std::to_string(payload.size()) + " bytes"),
+            std::string::npos)
+      << proc->describe();
+  EXPECT_TRUE(read_text(out) == payload) << "fetched bytes differ";
+  EXPECT_FALSE(fs::exists(out.string() + ".part"));
+  // Not a terminal: no progress lines mixed into stderr.
+  EXPECT_EQ(proc->err(), "") << proc->describe();
+}
+
 TEST_F(cli, fetch_of_a_tensor_into_a_file_is_refused) {
   auto root = dir() / "fs0";
   fs::create_directory(root);
@@ -128,6 +154,7 @@ TEST_F(cli, fetch_of_a_tensor_into_a_file_is_refused) {
   EXPECT_NE(proc->err().find("not bytes"), std::string::npos)
       << proc->describe();
   EXPECT_FALSE(fs::exists(dir() / "t.bin"));
+  EXPECT_FALSE(fs::exists(dir() / "t.bin.part"));
 }
 
 TEST_F(cli, fetch_of_a_forged_mem_uri_is_refused) {
