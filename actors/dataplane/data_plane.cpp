@@ -1019,9 +1019,10 @@ void data_plane::serve_pull(inbound& in) {
     counters_.failed_out.fetch_add(1);
     return;
   }
-  counters_.pulls_served.fetch_add(1);
+  // pulls_served last: whoever waits for it sees the byte counts too.
   counters_.transfers_out.fetch_add(1);
   counters_.bytes_out.fetch_add(pieces.size());
+  counters_.pulls_served.fetch_add(1);
 }
 
 // -- sending ------------------------------------------------------------------
