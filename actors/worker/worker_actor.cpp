@@ -569,8 +569,11 @@ void store_held(self_ptr self, value_ptr x, session_id s, session_id put_by,
   }
   off_thread<std::string>(
       self,
-      [objects, x]() -> caf::expected<std::string> {
-        auto id = objects->put(x);
+      // Moved into the store: a copy left in this closure would make the
+      // new object look pinned (held outside the store) until the helper
+      // actor is gone, and a put right after could find nothing to spill.
+      [objects, x]() mutable -> caf::expected<std::string> {
+        auto id = objects->put(std::move(x));
         if (!id)
           return std::move(id.error());
         return id->str();
