@@ -1039,56 +1039,41 @@ std::shared_ptr<data_plane> data_plane::local_peer(const std::string& host,
   return target && target->options_.local_shortcut ? target : nullptr;
 }
 
-void data_plane::send_async(const std::string& host, uint16_t port,
-                            const std::string& token, value_ptr x,
-                            send_callback done) {
-  auto what = "transfer to " + host + ":" + std::to_string(port);
-  if (!x) {
-    counters_.failed_out.fetch_add(1);
-    complete(done, make_error(errc::invalid_argument, what + ": null value"));
-    return;
-  }
+data_plane::send_job data_plane::job_for(const std::string& host, uint16_t port,
+                                         const std::string& token) {
   send_job job;
   job.host = host;
   job.port = port;
   job.token = token;
+  job.start_deadline = clock::now() + options_.io_timeout;
+  return job;
+}
+
+void data_plane::send_async(const std::string& host, uint16_t port,
+                            const std::string& token, value_ptr x,
+                            send_callback done) {
+  auto job = job_for(host, port, token);
   job.value = std::move(x);
   job.done = std::move(done);
-  job.start_deadline = clock::now() + options_.io_timeout;
   enqueue(std::move(job));
 }
 
 void data_plane::put_async(const std::string& host, uint16_t port,
                            const std::string& token, value_ptr x,
                            send_callback done) {
-  if (!x) {
-    counters_.failed_out.fetch_add(1);
-    complete(done, make_error(errc::invalid_argument, "put to " + host + ":"
-                                                          + std::to_string(port)
-                                                          + ": null value"));
-    return;
-  }
-  send_job job;
-  job.host = host;
-  job.port = port;
-  job.token = token;
+  auto job = job_for(host, port, token);
   job.value = std::move(x);
   job.done = std::move(done);
   job.put = true;
-  job.start_deadline = clock::now() + options_.io_timeout;
   enqueue(std::move(job));
 }
 
 void data_plane::pull_async(const std::string& host, uint16_t port,
                             const std::string& grant, pull_callback done,
                             block_allocator alloc) {
-  send_job job;
-  job.host = host;
-  job.port = port;
-  job.token = grant;
+  auto job = job_for(host, port, grant);
   job.pulled = std::move(done);
   job.alloc = std::move(alloc);
-  job.start_deadline = clock::now() + options_.io_timeout;
   enqueue(std::move(job));
 }
 
@@ -1100,12 +1085,16 @@ void data_plane::fail_job(send_job& job, caf::error err) {
 }
 
 void data_plane::enqueue(send_job job) {
-  auto what = (job.pulled ? "pull from " : "transfer to ") + job.host + ":"
-              + std::to_string(job.port);
+  auto what = std::string{job.pulled ? "pull from "
+                          : job.put  ? "put to "
+                                     : "transfer to "}
+              + job.host + ":" + std::to_string(job.port);
   auto refuse = [&](caf::error err) {
     counters_.failed_out.fetch_add(1);
     fail_job(job, std::move(err));
   };
+  if (!job.pulled && !job.value)
+    return refuse(make_error(errc::invalid_argument, what + ": null value"));
   if (job.token.size() != token_size)
     return refuse(
         make_error(errc::invalid_argument, what + ": malformed token"));

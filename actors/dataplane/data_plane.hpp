@@ -368,6 +368,8 @@ private:
   // outbound
   void sender_loop();
   void expire_queued_sends(clock::time_point now);
+  send_job job_for(const std::string& host, uint16_t port,
+                   const std::string& token);
   void enqueue(send_job job);
   void fail_job(send_job& job, caf::error err);
   caf::expected<std::string> transmit(const send_job& job);
