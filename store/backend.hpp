@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <caf/error.hpp>
@@ -12,7 +13,7 @@
 namespace objstore {
 
 /// What a principal wants to do with a persistent object (the access rule
-/// of file_backend::authorize).
+/// of owned_backend::authorize).
 enum class fs_access { read, write, erase };
 
 /// What a backend reports about one stored object.
@@ -70,6 +71,37 @@ public:
 
   /// Returns object and byte totals.
   virtual backend_stats stats() = 0;
+};
+
+/// A backend of persistent objects that records who wrote each one (fs://
+/// files, oss:// objects): sessions own what they write, across sessions
+/// and restarts (DESIGN.md §12).
+///
+/// The access rule (`authorize`), the same for every such backend: the
+/// owner reads, overwrites and erases; the principal "operator" overwrites
+/// and erases (storage management) but does not read; others do nothing.
+/// Objects in read-only shared places are read by everyone and written by
+/// no one. Objects without a recorded owner (placed by other tools) are
+/// owned by "operator".
+class owned_backend : public backend {
+public:
+  /// `put` recording `owner` with the object, atomically with it.
+  virtual caf::error put_owned(const uri& id, const value_ptr& x,
+                               const std::string& owner)
+      = 0;
+
+  /// The recorded owner of an existing object ("operator" when none is
+  /// recorded). Errors: not_found, the backend's errors for `id`.
+  virtual caf::expected<std::string> owner(const uri& id) const = 0;
+
+  /// Whether `id` lies in a read-only shared place.
+  virtual bool read_only(const uri& id) const = 0;
+
+  /// Whether `principal` may `what` the object `id` (the rule above).
+  /// Errors: permission_denied naming the URI and the rule, not_found (read
+  /// or erase of a missing object), the errors of `owner`.
+  caf::error authorize(const uri& id, const std::string& principal,
+                       fs_access what) const;
 };
 
 } // namespace objstore

@@ -320,33 +320,6 @@ caf::expected<std::string> file_backend::owner(const uri& id) const {
   return std::string{"operator"}; // placed by hand: the operator's
 }
 
-caf::error file_backend::authorize(const uri& id, const std::string& principal,
-                                   fs_access what) const {
-  if (read_only(id)) {
-    if (what == fs_access::read)
-      return {};
-    return make_error(errc::permission_denied,
-                      "'" + id.str() + "': in a read-only shared root");
-  }
-  auto who = owner(id);
-  if (!who) {
-    if (code_of(who.error()) == errc::not_found && what == fs_access::write)
-      return {}; // a new object: its writer will own it
-    return who.error();
-  }
-  if (*who == principal)
-    return {};
-  if (principal == "operator" && what != fs_access::read)
-    return {};
-  return make_error(errc::permission_denied,
-                    "'" + id.str() + "': owned by another principal (only its "
-                        + "owner may "
-                        + (what == fs_access::read    ? "read"
-                           : what == fs_access::write ? "overwrite"
-                                                      : "erase")
-                        + " it)");
-}
-
 caf::error file_backend::put_owned(const uri& id, const value_ptr& x,
                                    const std::string& owner) {
   auto path = resolve(id);

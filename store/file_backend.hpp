@@ -71,7 +71,7 @@ struct file_backend_options {
 /// check-and-unlink of an erase (not the write of the data), so the
 /// counters equal a fresh scan after any interleaving of this backend's
 /// calls.
-class file_backend : public backend {
+class file_backend : public owned_backend {
 public:
   /// Prefix of temp files; a URI whose file name starts with it is refused.
   static constexpr std::string_view temp_prefix = ".objstore-tmp-";
@@ -108,21 +108,15 @@ public:
 
   /// `put` recording `owner` with the object.
   caf::error put_owned(const uri& id, const value_ptr& x,
-                       const std::string& owner);
+                       const std::string& owner) override;
 
   /// The recorded owner of an existing object ("operator" when none is
   /// recorded; "" for objects in read-only roots). Errors: not_found, the
   /// resolve errors.
-  caf::expected<std::string> owner(const uri& id) const;
-
-  /// Whether `principal` may `what` the object `id`. Errors:
-  /// permission_denied naming the URI and the rule, not_found (read or
-  /// erase of a missing object), the resolve errors.
-  caf::error authorize(const uri& id, const std::string& principal,
-                       fs_access what) const;
+  caf::expected<std::string> owner(const uri& id) const override;
 
   /// Whether `id` lies in a read-only shared root.
-  bool read_only(const uri& id) const;
+  bool read_only(const uri& id) const override;
   caf::expected<value_ptr> get(const uri& id) override;
   caf::error erase(const uri& id) override;
   caf::expected<bool> exists(const uri& id) override;

@@ -10,6 +10,33 @@ backend::~backend() {
   // nop
 }
 
+caf::error owned_backend::authorize(const uri& id, const std::string& principal,
+                                    fs_access what) const {
+  if (read_only(id)) {
+    if (what == fs_access::read)
+      return {};
+    return make_error(errc::permission_denied,
+                      "'" + id.str() + "': in a read-only shared root");
+  }
+  auto who = owner(id);
+  if (!who) {
+    if (code_of(who.error()) == errc::not_found && what == fs_access::write)
+      return {}; // a new object: its writer will own it
+    return who.error();
+  }
+  if (*who == principal)
+    return {};
+  if (principal == "operator" && what != fs_access::read)
+    return {};
+  return make_error(errc::permission_denied,
+                    "'" + id.str() + "': owned by another principal (only its "
+                        + "owner may "
+                        + (what == fs_access::read    ? "read"
+                           : what == fs_access::write ? "overwrite"
+                                                      : "erase")
+                        + " it)");
+}
+
 caf::error memory_backend::check(const uri& id) const {
   if (id.scheme() != scheme::mem)
     return make_error(errc::invalid_uri,

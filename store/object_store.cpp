@@ -82,21 +82,17 @@ caf::expected<backend*> object_store::backend_for(objstore::scheme x,
 
 caf::expected<uri> object_store::put_owned(value_ptr x, const uri& id,
                                            const std::string& owner) {
-  if (id.scheme() != scheme::fs)
+  if (id.scheme() == scheme::mem)
     return put(std::move(x), id);
   if (!x)
     return make_error(errc::invalid_argument, "put of a null value");
-  auto size = x->size_bytes();
-  if (options_.max_object_size > 0 && size > options_.max_object_size)
-    return make_error(errc::resource_exhausted,
-                      "'" + id.str() + "': object of " + std::to_string(size)
-                          + " bytes exceeds the limit of "
-                          + std::to_string(options_.max_object_size));
+  if (auto err = check_size(id, *x))
+    return err;
   auto b = backend_for(id.scheme(), id);
   if (!b)
     return b.error();
-  auto files = dynamic_cast<file_backend*>(*b);
-  auto err = files ? files->put_owned(id, x, owner) : (*b)->put(id, x);
+  auto owned = dynamic_cast<owned_backend*>(*b);
+  auto err = owned ? owned->put_owned(id, x, owner) : (*b)->put(id, x);
   if (err)
     return err;
   return id;
@@ -104,13 +100,23 @@ caf::expected<uri> object_store::put_owned(value_ptr x, const uri& id,
 
 caf::error object_store::authorize(const uri& id, const std::string& principal,
                                    fs_access what) {
-  if (id.scheme() != scheme::fs)
+  if (id.scheme() == scheme::mem)
     return {};
   auto b = backend_for(id.scheme(), id);
   if (!b)
     return b.error();
-  if (auto files = dynamic_cast<file_backend*>(*b))
-    return files->authorize(id, principal, what);
+  if (auto owned = dynamic_cast<owned_backend*>(*b))
+    return owned->authorize(id, principal, what);
+  return {};
+}
+
+caf::error object_store::check_size(const uri& id, const value& x) const {
+  auto size = x.size_bytes();
+  if (options_.max_object_size > 0 && size > options_.max_object_size)
+    return make_error(errc::resource_exhausted,
+                      "'" + id.str() + "': object of " + std::to_string(size)
+                          + " bytes exceeds the limit of "
+                          + std::to_string(options_.max_object_size));
   return {};
 }
 
@@ -120,12 +126,8 @@ caf::expected<uri> object_store::put(value_ptr x, std::optional<uri> id,
     return make_error(errc::invalid_argument, "put of a null value");
   auto target = id ? std::move(*id) : ids_.next();
   auto size = x->size_bytes();
-  if (options_.max_object_size > 0 && size > options_.max_object_size)
-    return make_error(errc::resource_exhausted,
-                      "'" + target.str() + "': object of "
-                          + std::to_string(size)
-                          + " bytes exceeds the limit of "
-                          + std::to_string(options_.max_object_size));
+  if (auto err = check_size(target, *x))
+    return err;
   auto b = backend_for(target.scheme(), target);
   if (!b)
     return b.error();

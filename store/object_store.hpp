@@ -100,14 +100,14 @@ public:
   caf::expected<uri> put(value_ptr x, std::optional<uri> id = std::nullopt,
                          disk_io io = disk_io::allowed);
 
-  /// `put` of an fs:// object recording `owner` (file_backend::put_owned);
-  /// other schemes ignore the owner.
+  /// `put` of a persistent (fs://, oss://) object recording `owner`
+  /// (owned_backend::put_owned); mem:// ignores the owner.
   caf::expected<uri> put_owned(value_ptr x, const uri& id,
                                const std::string& owner);
 
-  /// Whether `principal` may `what` the object `id`: the fs:// access rule
-  /// (file_backend::authorize); other schemes are checked by the worker's
-  /// holders and always pass here.
+  /// Whether `principal` may `what` the object `id`: the access rule of
+  /// persistent objects (owned_backend::authorize); mem:// objects are
+  /// checked by the worker's holders and always pass here.
   caf::error authorize(const uri& id, const std::string& principal,
                        fs_access what);
 
@@ -174,6 +174,9 @@ public:
   caf::expected<backend*> backend_for(objstore::scheme x, const uri& id);
 
 private:
+  /// `resource_exhausted` naming `id` when `x` exceeds max_object_size.
+  caf::error check_size(const uri& id, const value& x) const;
+
   object_store_options options_;
   mem_id_generator ids_;
   std::map<objstore::scheme, std::shared_ptr<backend>> backends_;

@@ -55,7 +55,27 @@ caf::error check_oss(std::string_view text, std::string_view key) {
   auto slash = key.find('/');
   if (slash == 0 || slash == std::string_view::npos || slash + 1 == key.size())
     return bad(text, "oss:// needs bucket/key");
-  for (char c : key)
+  // S3's bucket naming rules (and Alibaba OSS's, a subset of them).
+  auto bucket = key.substr(0, slash);
+  if (bucket.size() < 3 || bucket.size() > 63)
+    return bad(text, "oss:// bucket names have 3 to 63 characters");
+  for (char c : bucket)
+    if (!(c >= 'a' && c <= 'z') && !(c >= '0' && c <= '9') && c != '-'
+        && c != '.')
+      return bad(text, "oss:// bucket names hold only [a-z0-9.-]");
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
+  };
+  if (!alnum(bucket.front()) || !alnum(bucket.back())
+      || bucket.find("..") != std::string_view::npos)
+    return bad(text, "oss:// bucket names start and end with a letter or "
+                     "digit and hold no '..'");
+  auto object = key.substr(slash + 1);
+  if (object.size() > 1024)
+    return bad(text, "oss:// keys have at most 1024 bytes");
+  if (object.back() == '/')
+    return bad(text, "oss:// key names a folder (ends in '/')");
+  for (char c : object)
     if (is_control(c))
       return bad(text, "oss:// key holds a control character");
   return {};

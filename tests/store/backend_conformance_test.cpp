@@ -13,10 +13,12 @@
 #include <set>
 #include <thread>
 
+#include "s3/s3_test_server.hpp"
 #include "store/codec.hpp"
 #include "store/error.hpp"
 #include "store/file_backend.hpp"
 #include "store/memory_backend.hpp"
+#include "store/oss_backend.hpp"
 #include "store/test_support.hpp"
 
 namespace backend_conformance_test_file {
@@ -42,23 +44,34 @@ void PrintTo(const backend_kind& x, std::ostream* os) {
 
 const backend_kind memory_kind{"memory", true, false};
 const backend_kind file_kind{"file", false, true};
+/// Against a real S3-compatible server (tests/s3/server.js).
+const backend_kind oss_kind{"oss", false, true};
 
 class backend_conformance : public testing::TestWithParam<backend_kind> {
 protected:
   void SetUp() override {
     if (GetParam().name == "file")
       root_.emplace();
+    if (GetParam().name == "oss")
+      server_.emplace(test::s3_test_server::options{});
     open(false);
   }
 
   void TearDown() override {
     backend_.reset();
     root_.reset();
+    server_.reset();
   }
 
   /// (Re)creates the backend under test; for files on the same root.
   void open(bool sync) {
     backend_.reset();
+    if (server_) {
+      auto made = oss_backend::make(server_->backend_options());
+      ASSERT_TRUE(made) << describe(made.error());
+      backend_ = std::move(*made);
+      return;
+    }
     if (!root_) {
       backend_ = std::make_unique<memory_backend>();
       return;
@@ -73,8 +86,9 @@ protected:
 
   /// A URI of `name` that the backend under test serves.
   uri id(const std::string& name) const {
-    auto text
-        = root_ ? "fs://" + (root_->path() / name).string() : "mem://" + name;
+    auto text = server_ ? "oss://objstore-test/" + name
+                : root_ ? "fs://" + (root_->path() / name).string()
+                        : "mem://" + name;
     auto result = uri::parse(text);
     EXPECT_TRUE(result) << describe(result.error());
     return *result;
@@ -82,7 +96,8 @@ protected:
 
   /// A URI of the other backend's scheme.
   uri foreign_id() const {
-    return *uri::parse(root_ ? "mem://elsewhere" : "fs:///tmp/elsewhere");
+    return *uri::parse(root_ || server_ ? "mem://elsewhere"
+                                        : "fs:///tmp/elsewhere");
   }
 
   /// Bytes `x` occupies in `list()` and `stats()`.
@@ -103,11 +118,14 @@ protected:
   }
 
   std::optional<test::temp_dir> root_;
+  std::optional<test::s3_test_server> server_;
   std::unique_ptr<backend> backend_;
 };
 
 TEST_P(backend_conformance, serves_its_scheme) {
-  EXPECT_EQ(backend_->scheme(), root_ ? scheme::fs : scheme::mem);
+  EXPECT_EQ(backend_->scheme(), server_ ? scheme::oss
+                                : root_ ? scheme::fs
+                                        : scheme::mem);
 }
 
 TEST_P(backend_conformance, put_get_exists_erase) {
@@ -369,7 +387,7 @@ TEST_P(backend_conformance, concurrent_puts_and_gets_see_whole_values) {
 }
 
 INSTANTIATE_TEST_SUITE_P(backends, backend_conformance,
-                         testing::Values(memory_kind, file_kind),
+                         testing::Values(memory_kind, file_kind, oss_kind),
                          [](const testing::TestParamInfo<backend_kind>& info) {
                            return info.param.name;
                          });

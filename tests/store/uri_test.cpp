@@ -46,6 +46,10 @@ std::vector<good_uri> good_uris() {
       {"fs:///root/../../x", scheme::fs, "/root/../../x"},
       {"oss://bucket/key", scheme::oss, "bucket/key"},
       {"oss://bucket/deep/key.bin", scheme::oss, "bucket/deep/key.bin"},
+      {"oss://my.bucket-01/a b/ünï+(1).bin", scheme::oss,
+       "my.bucket-01/a b/ünï+(1).bin"},
+      {"oss://abc/" + std::string(1024, 'k'), scheme::oss,
+       "abc/" + std::string(1024, 'k')},
   };
 }
 
@@ -72,6 +76,20 @@ std::vector<bad_uri> bad_uris() {
       {"oss://bucket", errc::invalid_uri, "oss without key"},
       {"oss:///key", errc::invalid_uri, "oss without bucket"},
       {"oss://bucket/", errc::invalid_uri, "oss with empty key"},
+      {"oss://ab/key", errc::invalid_uri, "bucket name too short"},
+      {"oss://" + std::string(64, 'b') + "/key", errc::invalid_uri,
+       "bucket name too long"},
+      {"oss://Bucket/key", errc::invalid_uri, "upper case bucket"},
+      {"oss://buck_et/key", errc::invalid_uri, "underscore in bucket"},
+      {"oss://-bucket/key", errc::invalid_uri, "bucket starts with '-'"},
+      {"oss://bucket./key", errc::invalid_uri, "bucket ends with '.'"},
+      {"oss://a..b/key", errc::invalid_uri, "'..' in bucket"},
+      {"oss://bucket/dir/", errc::invalid_uri, "key names a folder"},
+      {"oss://bucket/" + std::string(1025, 'k'), errc::invalid_uri,
+       "key longer than 1024 bytes"},
+      {"oss://bucket/a\x7f"
+       "b",
+       errc::invalid_uri, "DEL in key"},
       {"abc", errc::invalid_uri, "missing scheme"},
       {"/etc/passwd", errc::invalid_uri, "missing scheme"},
       {"://x", errc::invalid_uri, "empty scheme"},
