@@ -61,6 +61,17 @@ const std::vector<std::string>& config::option_names() {
                                               "principals-file",
                                               "principal-file",
                                               "shared-roots",
+                                              "oss-endpoint",
+                                              "oss-region",
+                                              "oss-addressing",
+                                              "oss-buckets",
+                                              "oss-shared-buckets",
+                                              "oss-credentials-file",
+                                              "oss-profile",
+                                              "oss-part-size",
+                                              "oss-parts-in-flight",
+                                              "oss-retries",
+                                              "oss-ca-file",
                                               "timeout",
                                               "chunk-size",
                                               "window",
@@ -160,6 +171,27 @@ config::config() {
            "drivers: file with \"name secret\" to act as")
       .add(shared_roots, "shared-roots",
            "read-only directories of shared fs:// datasets")
+      .add(oss_endpoint, "oss-endpoint",
+           "workers: S3-compatible service of oss:// objects, "
+           "http(s)://host[:port] (empty: no oss://)")
+      .add(oss_region, "oss-region", "region oss:// requests are signed for")
+      .add(oss_addressing, "oss-addressing",
+           "path (host/bucket/key) or virtual (bucket.host/key)")
+      .add(oss_buckets, "oss-buckets",
+           "buckets (or bucket/prefix) this worker's oss:// objects live in")
+      .add(oss_shared_buckets, "oss-shared-buckets",
+           "read-only buckets (or bucket/prefix) of shared datasets")
+      .add(oss_credentials_file, "oss-credentials-file",
+           "owner-only AWS credentials file (empty: AWS_ACCESS_KEY_ID and "
+           "AWS_SECRET_ACCESS_KEY)")
+      .add(oss_profile, "oss-profile", "profile in oss-credentials-file")
+      .add(oss_part_size, "oss-part-size",
+           "multipart part and read range size in bytes (5 MiB .. 5 GiB)")
+      .add(oss_parts_in_flight, "oss-parts-in-flight",
+           "parts or ranges moving at once per object")
+      .add(oss_retries, "oss-retries",
+           "attempts per oss:// request on 5xx, throttling, network errors")
+      .add(oss_ca_file, "oss-ca-file", "CA bundle to verify an https service")
       .add(allow_insecure, "allow-insecure",
            "serve a non-loopback host without TLS (unsafe)")
       .add(timeout, "timeout",
@@ -324,6 +356,8 @@ caf::error config::validate() const {
   for (auto& root : shared_roots)
     if (!std::filesystem::path{root}.is_absolute())
       return bad("shared-roots", "'" + root + "' is not an absolute path");
+  if (auto oss = make_oss_options(); !oss)
+    return oss.error();
   if (role == "worker" && !is_loopback_host(host)
       && !make_tls_options().enabled() && !allow_insecure)
     return bad(
@@ -389,7 +423,45 @@ caf::expected<node_options> config::make_node_options() const {
   result.principals = std::move(*principals);
   for (auto& root : shared_roots)
     result.store.fs_shared_roots.emplace_back(root);
+  auto oss = make_oss_options();
+  if (!oss)
+    return std::move(oss.error());
+  result.store.oss = std::move(*oss);
   return result;
+}
+
+caf::expected<std::optional<oss_backend_options>>
+config::make_oss_options() const {
+  if (oss_endpoint.empty()) {
+    if (!oss_buckets.empty() || !oss_shared_buckets.empty())
+      return bad("oss-endpoint", "oss-buckets are set but no endpoint");
+    return std::optional<oss_backend_options>{};
+  }
+  oss_backend_options result;
+  result.endpoint = oss_endpoint;
+  result.region = oss_region;
+  if (oss_addressing != "path" && oss_addressing != "virtual")
+    return bad("oss-addressing",
+               "'" + oss_addressing + "' is neither path nor virtual");
+  result.virtual_hosted = oss_addressing == "virtual";
+  result.buckets = oss_buckets;
+  result.shared_buckets = oss_shared_buckets;
+  if (result.buckets.empty() && result.shared_buckets.empty())
+    return bad("oss-buckets", "an oss-endpoint needs oss-buckets or "
+                              "oss-shared-buckets");
+  auto creds = load_oss_credentials(oss_credentials_file, oss_profile);
+  if (!creds)
+    return bad(oss_credentials_file.empty() ? "oss-endpoint"
+                                            : "oss-credentials-file",
+               message_of(creds.error()));
+  result.credentials = std::move(*creds);
+  result.part_size = oss_part_size;
+  result.parts_in_flight = oss_parts_in_flight;
+  result.max_attempts = static_cast<int>(std::min<size_t>(oss_retries, 100));
+  result.timeout
+      = std::chrono::duration_cast<std::chrono::milliseconds>(timeout);
+  result.ca_file = oss_ca_file;
+  return std::optional<oss_backend_options>{std::move(result)};
 }
 
 namespace {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "actors/driver/driver.hpp"
 #include "actors/system.hpp"
 #include "actors/worker/node.hpp"
+#include "store/oss_backend.hpp"
 
 namespace objstore {
 
@@ -83,6 +85,25 @@ public:
   std::string principal_file;
   /// Workers: read-only shared roots (datasets every session may read).
   std::vector<std::string> shared_roots;
+  /// Workers: the S3-compatible service of oss:// objects
+  /// (`https://host[:port]`; empty: no oss://), the region requests are
+  /// signed for, "path" or "virtual" (hosted) addressing, the buckets (or
+  /// `bucket/prefix`es) this node serves and those it only reads, where the
+  /// credentials are (an owner-only AWS credentials file and its profile;
+  /// empty: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), multipart part size
+  /// and parts moving at once per object, attempts per request, and a CA
+  /// bundle for https. Secrets are never options (nor dumped).
+  std::string oss_endpoint;
+  std::string oss_region = oss_backend_options{}.region;
+  std::string oss_addressing = "path";
+  std::vector<std::string> oss_buckets;
+  std::vector<std::string> oss_shared_buckets;
+  std::string oss_credentials_file;
+  std::string oss_profile = "default";
+  size_t oss_part_size = oss_backend_options{}.part_size;
+  size_t oss_parts_in_flight = oss_backend_options{}.parts_in_flight;
+  size_t oss_retries = static_cast<size_t>(oss_backend_options{}.max_attempts);
+  std::string oss_ca_file;
   /// Sessions a worker keeps open at once (0: no limit).
   size_t max_sessions = node_options{}.max_sessions;
   /// Serve a non-loopback interface without TLS (plain BASP and data
@@ -155,6 +176,10 @@ public:
 
   /// Options of a worker node built from this config.
   caf::expected<node_options> make_node_options() const;
+
+  /// oss:// backend options built from this config (credentials loaded);
+  /// none when `oss_endpoint` is empty.
+  caf::expected<std::optional<oss_backend_options>> make_oss_options() const;
 
   /// Data plane options built from this config.
   data_plane_options make_data_plane_options() const;

@@ -44,6 +44,12 @@ object_store::make(object_store_options options) {
       return files.error();
     result->register_backend(std::shared_ptr<backend>{std::move(*files)});
   }
+  if (options.oss) {
+    auto objects = oss_backend::make(*options.oss);
+    if (!objects)
+      return objects.error();
+    result->register_backend(std::shared_ptr<backend>{std::move(*objects)});
+  }
   if (!options.spill_dir.empty() && options.memory_limit > 0
       && options.spill_threshold > 0) {
     auto dir = spill_directory::open(

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "store/backend.hpp"
+#include "store/oss_backend.hpp"
 #include "store/spiller.hpp"
 
 namespace objstore {
@@ -37,6 +38,10 @@ struct object_store_options {
 
   /// fsync `fs://` writes (see file_backend_options::sync).
   bool fs_sync = true;
+
+  /// The `oss://` backend (S3-compatible object storage); none means
+  /// `oss://` is unsupported.
+  std::optional<oss_backend_options> oss;
 
   /// Where unpinned `mem://` objects spill when memory passes
   /// `spill_threshold` × `memory_limit` (objstore.spill-dir). Spilling is on
@@ -79,8 +84,9 @@ struct store_stats {
 class object_store {
 public:
   /// Builds a store with a memory backend and, when `fs_roots` is not empty,
-  /// a file backend. Errors: `invalid_argument` for a node id that does not
-  /// make valid `mem://` ids, and those of file_backend::make.
+  /// a file backend, and with `oss` an oss:// backend. Errors:
+  /// `invalid_argument` for a node id that does not make valid `mem://`
+  /// ids, and those of file_backend::make and oss_backend::make.
   static caf::expected<std::unique_ptr<object_store>>
   make(object_store_options options);
 

@@ -52,6 +52,7 @@ local_cluster::start(local_cluster_options options) {
     opts.connections = options.connections;
     opts.tasks = options.tasks;
     opts.store.fs_shared_roots = options.shared_roots;
+    opts.store.oss = options.oss;
     opts.data = options.data;
     opts.data.tls = options.tls;
     if (options.fs_roots) {

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include <caf/actor_system.hpp>
@@ -48,6 +49,9 @@ struct local_cluster_options {
   /// Read-only shared roots of every node (node_options: store.
   /// fs_shared_roots).
   std::vector<std::filesystem::path> shared_roots;
+  /// The oss:// backend of every node (object_store_options::oss); none:
+  /// no oss://.
+  std::optional<oss_backend_options> oss;
   /// Mutual TLS for every connection (nodes and the client system); off
   /// when empty. Validated at start.
   tls_options tls;

@@ -50,12 +50,13 @@ store_actor_impl(store_actor::stateful_pointer<store_actor_state> self,
         auto id = parse_target(text);
         if (!id)
           return std::move(id.error());
-        if (id->scheme() != scheme::fs)
+        if (id->scheme() == scheme::mem)
           return make_error(errc::unsupported_scheme,
                             id->str()
-                                + ": only fs:// objects are written "
-                                  "under a principal");
-        // Without fs roots: unsupported_scheme naming the URI.
+                                + ": only fs:// and oss:// objects are "
+                                  "written under a principal");
+        // Without fs roots (or oss buckets): unsupported_scheme naming the
+        // URI.
         auto& objects = *self->state.objects;
         if (auto err = objects.authorize(*id, principal, fs_access::write))
           return err;

@@ -603,8 +603,8 @@ void fetch_value(self_ptr self, const session& me, const std::string& text,
       return then(caf::expected<value_ptr>{make_error(
           errc::permission_denied,
           id->str()
-              + ": fs:// objects are fetchable only under the 'allow' "
-                "policy")});
+              + ": persistent (fs://, oss://) objects are fetchable only "
+                "under the 'allow' policy")});
     }
     self->request(st.store, caf::infinite, get_atom::value, text, me.principal)
         .then(
@@ -955,8 +955,9 @@ worker_actor_impl(self_ptr self, node_options options,
           if (id->scheme() == scheme::mem)
             return make_error(errc::invalid_uri,
                               id->str()
-                                  + ": a put names fs:// targets only; "
-                                    "mem:// ids are assigned by the worker");
+                                  + ": a put names fs:// or oss:// targets "
+                                    "only; mem:// ids are assigned by the "
+                                    "worker");
           return self->delegate(self->state.store, put_atom::value,
                                 std::move(req.value), std::move(req.target),
                                 (*me)->principal);
@@ -1227,14 +1228,13 @@ worker_actor_impl(self_ptr self, node_options options,
         if (id->scheme() == scheme::mem)
           return make_error(errc::invalid_uri,
                             id->str()
-                                + ": a transfer names fs:// targets only; "
-                                  "mem:// ids are assigned by the worker");
-        if (id->scheme() != scheme::fs)
-          return make_error(errc::unsupported_scheme,
-                            id->str() + ": transfers write fs:// targets only");
+                                + ": a transfer names fs:// or oss:// targets "
+                                  "only; mem:// ids are assigned by the "
+                                  "worker");
         if (!st.data)
           return make_error(errc::unsupported, "this node has no data plane");
-        // The write check touches the disk: on the store actor's thread.
+        // The write check touches the disk or the network: on the store
+        // actor's thread.
         auto rp = self->make_response_promise<std::string>();
         auto s = (*me)->id;
         self->request(st.store, caf::infinite, may_write_atom::value,

@@ -301,7 +301,7 @@ TEST_F(fs_transfer, bad_targets_are_typed_errors_and_write_nothing) {
       {"no scheme at all", errc::invalid_uri, ""},
       {"s3://bucket/key", errc::unsupported_scheme, ""},
       {"oss://bucket/key", errc::unsupported_scheme, ""},
-      {"mem://someid-1", errc::invalid_uri, "fs:// targets only"},
+      {"mem://someid-1", errc::invalid_uri, "targets only"},
       {fs_uri(1, ".objstore-tmp-x"), errc::permission_denied, "temp"},
   };
   auto before = entries_below(root(1));
