@@ -384,3 +384,97 @@ TEST(config, objstore_timeout_is_the_connect_deadline) {
 
 } // namespace
 } // namespace config_test_file
+
+namespace config_test_file {
+namespace {
+
+/// An owner-only AWS credentials file with a known secret.
+struct credentials_file {
+  std::string path;
+  static constexpr auto secret = "oss-secret-never-shown-7c1e";
+  credentials_file() {
+    char templ[] = "/tmp/objstore-oss-creds-XXXXXX";
+    int fd = ::mkstemp(templ);
+    ::close(fd);
+    path = templ;
+    std::ofstream{path} << "[default]\naws_access_key_id = AKTEST\n"
+                        << "aws_secret_access_key = " << secret << "\n";
+  }
+  ~credentials_file() { std::remove(path.c_str()); }
+};
+
+TEST(config, oss_options_reach_the_node) {
+  credentials_file creds;
+  config cfg;
+  ASSERT_FALSE(load(cfg, {"--objstore.oss-endpoint=https://oss.example:9000",
+                          "--objstore.oss-region=cn-hangzhou",
+                          "--objstore.oss-addressing=virtual",
+                          "--objstore.oss-buckets=[\"jobs/prefix\"]",
+                          "--objstore.oss-shared-buckets=[\"datasets\"]",
+                          "--objstore.oss-credentials-file=" + creds.path,
+                          "--objstore.oss-part-size=16777216",
+                          "--objstore.oss-parts-in-flight=2",
+                          "--objstore.oss-retries=7",
+                          "--objstore.timeout=12s"}));
+  auto node = cfg.make_node_options();
+  ASSERT_TRUE(node) << describe(node.error());
+  ASSERT_TRUE(node->store.oss);
+  auto& oss = *node->store.oss;
+  EXPECT_EQ(oss.endpoint, "https://oss.example:9000");
+  EXPECT_EQ(oss.region, "cn-hangzhou");
+  EXPECT_TRUE(oss.virtual_hosted);
+  EXPECT_EQ(oss.buckets, std::vector<std::string>{"jobs/prefix"});
+  EXPECT_EQ(oss.shared_buckets, std::vector<std::string>{"datasets"});
+  EXPECT_EQ(oss.credentials.access_key_id, "AKTEST");
+  EXPECT_EQ(oss.credentials.secret_access_key, credentials_file::secret);
+  EXPECT_EQ(oss.part_size, 16u << 20);
+  EXPECT_EQ(oss.parts_in_flight, 2u);
+  EXPECT_EQ(oss.max_attempts, 7);
+  EXPECT_EQ(oss.timeout, 12s);
+  // The secret is no option: nothing of the parsed configuration holds it.
+  EXPECT_EQ(caf::deep_to_string(cfg.content).find(credentials_file::secret),
+            std::string::npos);
+  config none;
+  ASSERT_FALSE(load(none, {}));
+  auto plain = none.make_node_options();
+  ASSERT_TRUE(plain);
+  EXPECT_FALSE(plain->store.oss);
+}
+
+TEST(config, bad_oss_options_name_the_key_and_never_the_secret) {
+  credentials_file creds;
+  std::string endpoint = "--objstore.oss-endpoint=http://127.0.0.1:9";
+  std::string buckets = "--objstore.oss-buckets=[\"b1x\"]";
+  std::string file = "--objstore.oss-credentials-file=" + creds.path;
+  struct bad_case {
+    std::vector<std::string> args;
+    std::string key;
+  };
+  std::vector<bad_case> cases{
+      {{endpoint, buckets, file, "--objstore.oss-addressing=sideways"},
+       "objstore.oss-addressing"},
+      {{buckets, file}, "objstore.oss-endpoint"},
+      {{endpoint, file}, "objstore.oss-buckets"},
+      {{endpoint, buckets, "--objstore.oss-credentials-file=/nonexistent/c"},
+       "objstore.oss-credentials-file"},
+  };
+  for (auto& c : cases) {
+    config cfg;
+    auto err = load(cfg, c.args);
+    ASSERT_TRUE(err) << c.key;
+    EXPECT_NE(message_of(err).find(c.key), std::string::npos)
+        << c.key << ": " << describe(err);
+  }
+  // A credentials file others may read is refused, without its secret.
+  std::filesystem::permissions(creds.path, std::filesystem::perms::others_read,
+                               std::filesystem::perm_options::add);
+  config cfg;
+  auto err = load(cfg, {endpoint, buckets, file});
+  ASSERT_TRUE(err);
+  EXPECT_NE(message_of(err).find("readable by others"), std::string::npos)
+      << describe(err);
+  EXPECT_EQ(message_of(err).find(credentials_file::secret), std::string::npos);
+}
+
+} // namespace
+} // namespace config_test_file
