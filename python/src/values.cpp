@@ -41,7 +41,9 @@ tensor to_tensor(py::handle x) {
   auto type = dtype_of_numpy(arr.dtype());
   if (!arr.dtype().attr("isnative").cast<bool>())
     arr = arr.attr("astype")(arr.dtype().attr("newbyteorder")("="));
-  arr = numpy.attr("ascontiguousarray")(arr);
+  // Not numpy.ascontiguousarray: it makes a 0-d array 1-d.
+  if ((arr.flags() & py::array::c_style) == 0)
+    arr = arr.attr("copy")("C");
   std::vector<int64_t> shape(arr.shape(), arr.shape() + arr.ndim());
   auto [result, out] = tensor::allocate(type, shape);
   if (result.size_bytes() > 0) {
