@@ -21,7 +21,8 @@ from .errors import NotFound
 
 
 class SubmittedTask:
-    """One party's task in flight: ``result()`` gives its output URIs."""
+    """One party's task in flight: ``result()`` gives its output URIs.
+    Once it has them the adapter alone holds the outputs (``release``)."""
 
     def __init__(self, adapter, rank, run):
         self._adapter = adapter
@@ -30,18 +31,19 @@ class SubmittedTask:
         self._uris = None
 
     def wait(self, timeout=None):
-        return self._run.wait(timeout)
+        return self._run is None or self._run.wait(timeout)
 
     def done(self):
-        return self._run.done()
+        return self._run is None or self._run.done()
 
     def cancel(self):
-        return self._run.cancel()
+        return 0 if self._run is None else self._run.cancel()
 
     def result(self, timeout=None):
         if self._uris is None:
             outputs = self._run.result(timeout)
             self._uris = [self._adapter._hold(self._rank, x) for x in outputs]
+            self._run = None  # it caches the outputs: drop its hold
         return list(self._uris)
 
 
