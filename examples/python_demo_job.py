@@ -24,15 +24,21 @@ import objstore
 NUM_KEYS = 50
 
 
-def local_stage(rows, seed):
-    """Generate, filter (amount > 10), sum per key: one party's graph."""
-    b = objstore.GraphBuilder()
+def generate(b, rows, seed):
+    """Adds the party's private table (key, amount) to builder ``b``;
+    returns (table, amounts)."""
     raw_keys = b.add("random_uniform", seed=seed, shape=[rows], low=0.0,
                      high=float(NUM_KEYS))
     keys = b.add("cast", [raw_keys], dtype="int64")
     amounts = b.add("random_uniform", seed=seed + 1, shape=[rows], low=0.0,
                     high=100.0)
-    table = b.add("make_table", [keys, amounts], names=["key", "amount"])
+    return b.add("make_table", [keys, amounts], names=["key", "amount"]), amounts
+
+
+def local_stage(rows, seed):
+    """Generate, filter (amount > 10), sum per key: one party's graph."""
+    b = objstore.GraphBuilder()
+    table, amounts = generate(b, rows, seed)
     ten = b.add("constant", shape=[], dtype="float64", value=10.0)
     kept = b.add("filter", [table, b.add("gt", [amounts, ten])])
     b.output(b.add("group_sum", [kept], key="key", values=["amount"]))
@@ -42,12 +48,7 @@ def local_stage(rows, seed):
 def raw_stage(rows, seed):
     """Only the generated table (for --check)."""
     b = objstore.GraphBuilder()
-    raw_keys = b.add("random_uniform", seed=seed, shape=[rows], low=0.0,
-                     high=float(NUM_KEYS))
-    keys = b.add("cast", [raw_keys], dtype="int64")
-    amounts = b.add("random_uniform", seed=seed + 1, shape=[rows], low=0.0,
-                    high=100.0)
-    b.output(b.add("make_table", [keys, amounts], names=["key", "amount"]))
+    b.output(generate(b, rows, seed)[0])
     return b.build()
 
 
