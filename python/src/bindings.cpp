@@ -1,7 +1,9 @@
 // Python bindings of the driver side: HostVar, Driver, PendingRun,
 // LocalCluster and connect. Every blocking call runs without the GIL.
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -142,8 +144,8 @@ py::dict to_dict(const object_record& x) {
   return d;
 }
 
-/// A Python `PendingRun`: keeps its driver alive and caches the outcome,
-/// so `result()` may be called again (like concurrent.futures).
+/// A Python `PendingRun`: keeps its driver alive and keeps the outcome, so
+/// `result()` may be called again, from any thread (like a future).
 class run_handle {
 public:
   run_handle(session_ptr owner, pending_run run)
@@ -162,7 +164,7 @@ public:
   uint64_t id() const { return run_->id(); }
 
   bool wait(std::optional<double> timeout) {
-    if (!outputs_.is_none() || failure_)
+    if (taken_)
       return true;
     auto span = seconds_or_forever(timeout);
     py::gil_scoped_release nogil;
@@ -170,32 +172,24 @@ public:
   }
 
   py::object result(std::optional<double> timeout) {
-    if (!outputs_.is_none())
-      return outputs_;
-    if (failure_)
-      throw *failure_;
     if (timeout && !wait(timeout))
       raise(errc::timeout, "run " + std::to_string(id())
                                + " did not finish within the timeout");
-    caf::expected<std::vector<host_var>> out{std::vector<host_var>{}};
     {
       py::gil_scoped_release nogil;
-      out = run_->get();
-    }
-    if (!out) {
-      try {
-        raise(out.error());
-      } catch (const error_exception& e) {
-        failure_ = e;
-        throw;
+      std::lock_guard guard{mtx_}; // one `get`; other callers wait for it
+      if (!outcome_) {
+        outcome_ = run_->get();
+        taken_ = true;
       }
     }
-    outputs_ = py::cast(std::move(*out));
-    return outputs_;
+    if (!*outcome_)
+      raise(outcome_->error());
+    return py::cast(**outcome_); // copies share the holds
   }
 
   size_t cancel() {
-    if (!outputs_.is_none() || failure_)
+    if (taken_)
       return 0;
     py::gil_scoped_release nogil;
     return run_->cancel();
@@ -208,8 +202,10 @@ public:
 private:
   session_ptr owner_;
   std::optional<pending_run> run_;
-  py::object outputs_ = py::none();
-  std::optional<error_exception> failure_;
+  std::mutex mtx_;
+  /// The outputs or the error, once taken (under `mtx_`).
+  std::optional<caf::expected<std::vector<host_var>>> outcome_;
+  std::atomic<bool> taken_{false};
 };
 
 std::string repr(const host_var& x) {

@@ -122,3 +122,25 @@ def test_blocking_calls_release_the_gil(d):
     assert list(d.fetch(d.put(1, np.arange(2)))) == [0, 1]
     assert t.is_alive()
     t.join()
+
+
+def test_threads_taking_one_result_at_once_all_get_it(d):
+    x = d.put(2, np.arange(4.0))
+    run = d.submit(sleep_graph(300), [x])
+    uris = []
+    failures = []
+
+    def take():
+        try:
+            uris.append(run.result(timeout=30)[0].uri(2))
+        except BaseException as e:  # reported by the main thread
+            failures.append(e)
+
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(uris) == 4 and len(set(uris)) == 1
+    del run
