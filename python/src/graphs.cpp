@@ -9,6 +9,7 @@
 
 #include "messages/graph.hpp"
 #include "python/src/bindings.hpp"
+#include "python/src/errors.hpp"
 
 namespace py = pybind11;
 

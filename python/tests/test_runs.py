@@ -105,15 +105,21 @@ def test_threads_calling_one_driver_at_once(d):
 
 
 def test_blocking_calls_release_the_gil(d):
-    # While one thread waits in run for a 3 s task, this thread runs
-    # Python and calls the driver: it would block until the run returned
-    # if the call held the GIL.
-    x = d.put(0, np.arange(3))
+    # While another thread waits in run for a 60 s task, this thread runs
+    # Python and calls the driver; it could not if the waiting call held
+    # the GIL. Closing the other driver ends its call (Cancelled).
+    other = d.cluster.connect()
+    x = other.put(0, np.arange(3))
     started = threading.Event()
+    outcome = []
 
     def blocked():
         started.set()
-        d.run(sleep_graph(3000), [x])
+        try:
+            other.run(sleep_graph(60000), [x])
+            outcome.append("returned")
+        except objstore.Cancelled:
+            outcome.append("cancelled")
 
     t = threading.Thread(target=blocked)
     t.start()
@@ -121,7 +127,10 @@ def test_blocking_calls_release_the_gil(d):
     assert poll_until(lambda: d.worker_stats(0)["tasks_running"] == 1)
     assert list(d.fetch(d.put(1, np.arange(2)))) == [0, 1]
     assert t.is_alive()
+    other.close()
     t.join()
+    assert outcome == ["cancelled"]
+    del x
 
 
 def test_threads_taking_one_result_at_once_all_get_it(d):
