@@ -32,7 +32,7 @@ constexpr const char* usage = R"(usage: objstore-bench [options]
                           transfer_gbps rtt_under_transfer control_under_load
                           driver_bytes_per_task release_ms gc_handles
                           shuffle_scaling (processes mode only) spill
-                          big_roundtrip (only when named)
+                          big_roundtrip, oss_gbps (only when named)
   --size-mib=N            bulk object size (default 256)
   --size-gib=X            object size of big_roundtrip (default 4.5); the
                           workload runs only when named by --only

@@ -1178,6 +1178,8 @@ int run_processes(const options& opts) {
   }
   if (opts.wants("spill"))
     failed += run_spill(opts, "processes");
+  if (opts.only.count("oss_gbps") > 0)
+    failed += run_oss(opts);
   if (opts.wants("shuffle_scaling"))
     failed += run_shuffle_scaling(opts);
   return failed;

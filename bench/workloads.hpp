@@ -55,6 +55,10 @@ int run_shuffle_scaling(const options& opts);
 /// workers) or "inproc" (a local_cluster). Returns 1 if it failed.
 int run_spill(const options& opts, const std::string& mode);
 
+/// `oss_gbps`: the oss:// backend against the local S3 test server next
+/// to fs:// (bench/oss_bench.cpp); one JSON line. Returns 1 if it failed.
+int run_oss(const options& opts);
+
 /// The driver options the bench flags ask for.
 driver_actor_options driver_options(const options& opts);
 

@@ -5,8 +5,8 @@
 // - every request must carry an AWS Signature Version 4 that aws4 (an
 //   independent signer) computes the same for the configured key pair;
 //   s3rver itself does not check V4 signatures;
-// - requests on one key run one at a time, and a read's body is read
-//   before the next request on its key starts: S3 makes each PUT and each
+// - a write of a key (PUT, completing an upload, DELETE) runs alone, and a
+//   read's body is read before a write of its key starts: S3 makes each PUT and each
 //   completed multipart upload visible atomically, while s3rver rewrites
 //   object files in place (a read racing an overwrite came back torn, or
 //   shorter than its Content-Length and hung);
@@ -88,21 +88,51 @@ const server = new S3rver({
   vhostBuckets: false,
   configureBuckets: buckets.map(name => ({ name })),
 });
-/// One promise chain per bucket/key: requests on a key take turns.
+/// A reader-writer turn per bucket/key: reads (GET, HEAD) of a key share
+/// it, a write (PUT, POST, DELETE) has it alone; parts of a multipart
+/// upload go to files of their own and take no turn.
 const turns = new Map();
-async function inTurn(name, fn) {
-  const before = turns.get(name) || Promise.resolve();
-  let done;
-  const mine = new Promise(resolve => { done = resolve; });
-  const chain = before.then(() => mine);
-  turns.set(name, chain);
-  await before;
+function acquire(name, write) {
+  let t = turns.get(name);
+  if (!t) {
+    t = { readers: 0, writer: false, queue: [] };
+    turns.set(name, t);
+  }
+  return new Promise(resolve => {
+    t.queue.push({ write, resolve });
+    grant(name);
+  });
+}
+function grant(name) {
+  const t = turns.get(name);
+  while (t.queue.length > 0 && !t.writer) {
+    const next = t.queue[0];
+    if (next.write && t.readers > 0)
+      break;
+    t.queue.shift();
+    if (next.write)
+      t.writer = true;
+    else
+      ++t.readers;
+    next.resolve();
+  }
+  if (t.queue.length === 0 && !t.writer && t.readers === 0)
+    turns.delete(name);
+}
+function release(name, write) {
+  const t = turns.get(name);
+  if (write)
+    t.writer = false;
+  else
+    --t.readers;
+  grant(name);
+}
+async function inTurn(name, write, fn) {
+  await acquire(name, write);
   try {
     return await fn();
   } finally {
-    done();
-    if (turns.get(name) === chain)
-      turns.delete(name);
+    release(name, write);
   }
 }
 
@@ -114,8 +144,11 @@ async function readAll(stream) {
 }
 
 server.middleware.unshift(async (ctx, next) => {
+  if (ctx.method === 'PUT' && ctx.query.partNumber !== undefined)
+    return next();
   const name = decodeURIComponent(ctx.path);
-  return inTurn(name, async () => {
+  const write = ctx.method !== 'GET' && ctx.method !== 'HEAD';
+  return inTurn(name, write, async () => {
     await next();
     if (ctx.body && typeof ctx.body.pipe === 'function')
       ctx.body = await readAll(ctx.body);
