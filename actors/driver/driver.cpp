@@ -258,7 +258,8 @@ struct pending_run::state {
   uint64_t id = 0;
   /// Why the run never started (the driver did not answer).
   caf::error refused;
-  bool taken = false;
+  /// Set by the one `get` that takes the outputs (threads may race).
+  std::atomic<bool> taken{false};
   caf::timespan wait{};
 
   ~state() {
@@ -301,10 +302,9 @@ bool pending_run::wait_for(caf::timespan timeout) {
 }
 
 caf::expected<std::vector<host_var>> pending_run::get() {
-  if (st_->taken)
+  if (st_->taken.exchange(true))
     return make_error(errc::invalid_argument,
                       "the outputs of this run were already taken");
-  st_->taken = true;
   if (st_->id == 0)
     return std::move(st_->refused);
   caf::scoped_actor self{*st_->sys, true};

@@ -48,6 +48,35 @@ TEST_F(orchestration, an_input_dropped_right_after_submit_is_still_there) {
   }
 }
 
+TEST_F(orchestration, threads_racing_for_the_outputs_of_a_run_get_them_once) {
+  start();
+  auto& d = connect();
+  auto x = d.put(0, small_tensor({3, 4}));
+  ASSERT_TRUE(x) << describe(x.error());
+  for (int i = 0; i < 20; ++i) {
+    auto pending = d.submit(double_graph(), {*x}, {0});
+    std::promise<void> go;
+    auto ready = go.get_future().share();
+    auto take = [&] {
+      ready.wait();
+      return pending.get();
+    };
+    auto a = std::async(std::launch::async, take);
+    auto b = std::async(std::launch::async, take);
+    go.set_value();
+    auto ra = a.get();
+    auto rb = b.get();
+    ASSERT_NE(static_cast<bool>(ra), static_cast<bool>(rb))
+        << "iteration " << i << ": exactly one thread takes the outputs";
+    auto& lost = ra ? rb : ra;
+    EXPECT_EQ(code_of(lost.error()), errc::invalid_argument);
+    auto& won = ra ? ra : rb;
+    auto v = d.fetch(0, (*won)[0]);
+    ASSERT_TRUE(v) << describe(v.error());
+    EXPECT_EQ(int64_values(*v), (std::vector<int64_t>{6, 8}));
+  }
+}
+
 TEST_F(orchestration, cancel_racing_completion_returns_at_once) {
   start();
   auto& d = connect();
