@@ -788,7 +788,8 @@ caf::error oss_backend::impl::put(const uri& id, const value_ptr& x,
   auto parts = oss_backend::split(id);
   if (!parts)
     return parts.error();
-  auto& [bucket, key] = *parts;
+  const std::string& bucket = parts->first;
+  const std::string& key = parts->second;
   auto where = place_of(bucket, key, id);
   if (!where)
     return where.error();
@@ -946,7 +947,10 @@ caf::expected<value_ptr> oss_backend::impl::get(const uri& id) {
   auto parts = oss_backend::split(id);
   if (!parts)
     return parts.error();
-  auto& [bucket, key] = *parts;
+  // Named references, not a structured binding: clang 14 (the fuzz
+  // build) cannot capture one in a lambda.
+  const std::string& bucket = parts->first;
+  const std::string& key = parts->second;
   auto where = place_of(bucket, key, id);
   if (!where)
     return where.error();
@@ -1199,7 +1203,8 @@ caf::expected<std::string> oss_backend::owner(const uri& id) const {
   auto parts = split(id);
   if (!parts)
     return parts.error();
-  auto& [bucket, key] = *parts;
+  const std::string& bucket = parts->first;
+  const std::string& key = parts->second;
   auto where = impl_->place_of(bucket, key, id);
   if (!where)
     return where.error();
@@ -1230,7 +1235,8 @@ caf::error oss_backend::erase(const uri& id) {
   auto parts = split(id);
   if (!parts)
     return parts.error();
-  auto& [bucket, key] = *parts;
+  const std::string& bucket = parts->first;
+  const std::string& key = parts->second;
   auto where = impl_->place_of(bucket, key, id);
   if (!where)
     return where.error();
@@ -1258,7 +1264,8 @@ caf::expected<bool> oss_backend::exists(const uri& id) {
   auto parts = split(id);
   if (!parts)
     return parts.error();
-  auto& [bucket, key] = *parts;
+  const std::string& bucket = parts->first;
+  const std::string& key = parts->second;
   auto where = impl_->place_of(bucket, key, id);
   if (!where)
     return where.error();
