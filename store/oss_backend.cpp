@@ -569,6 +569,12 @@ struct oss_backend::impl {
                               const headers_t& meta, const value& x,
                               const std::string& what);
   caf::expected<std::vector<object_info>> list_place(const place& p);
+
+  /// Whether `bucket/key` holds `total` bytes ending with `trailer` (an
+  /// encoding's XXH3 checksum: a different stored value ends otherwise).
+  bool holds_encoding(const std::string& bucket, const std::string& key,
+                      uint64_t total, const std::array<std::byte, 8>& trailer,
+                      const std::string& what);
 };
 
 namespace {
@@ -583,6 +589,9 @@ public:
 
   uint64_t total() const noexcept { return total_; }
   bool done() const noexcept { return produced_ == total_; }
+
+  /// The checksum trailer (the last 8 bytes); valid once `done`.
+  const std::array<std::byte, 8>& trailer() const noexcept { return trailer_; }
 
   /// Copies the next bytes (at most `n`) to `dst`; returns how many.
   size_t fill(std::byte* dst, size_t n) {
@@ -759,6 +768,11 @@ caf::error oss_backend::impl::upload_multipart(const std::string& bucket,
   for (int attempt = 1;; ++attempt) {
     auto r = perform_ok(done, what + " (completing the upload)");
     if (!r) {
+      // A completion whose reply was lost and that was sent again fails
+      // (the upload is gone), yet the object is stored: it is ours if it
+      // ends with our checksum trailer.
+      if (holds_encoding(bucket, key, cursor.total(), cursor.trailer(), what))
+        break;
       abort();
       return r.error();
     }
@@ -781,6 +795,31 @@ caf::error oss_backend::impl::upload_multipart(const std::string& bucket,
   }
   ++multipart_uploads;
   return {};
+}
+
+bool oss_backend::impl::holds_encoding(const std::string& bucket,
+                                       const std::string& key, uint64_t total,
+                                       const std::array<std::byte, 8>& trailer,
+                                       const std::string& what) {
+  if (total < trailer.size())
+    return false;
+  call c;
+  c.method = "GET";
+  c.bucket = bucket;
+  c.key = key;
+  c.headers = {{"range", "bytes=" + std::to_string(total - trailer.size()) + "-"
+                             + std::to_string(total - 1)}};
+  std::string tail;
+  c.sink = [&](uint64_t, const char* data, size_t n) {
+    if (tail.size() + n > trailer.size())
+      return false;
+    tail.append(data, n);
+    return true;
+  };
+  auto r = perform_ok(c, what);
+  return r && range_total(r->header("Content-Range")) == total
+         && tail.size() == trailer.size()
+         && std::memcmp(tail.data(), trailer.data(), trailer.size()) == 0;
 }
 
 caf::error oss_backend::impl::put(const uri& id, const value_ptr& x,

@@ -37,6 +37,9 @@ public:
     int die_after_parts = 0;
     /// Answer the first N CompleteMultipartUpload with 200 + an error.
     int complete_errors = 0;
+    /// Complete the first N multipart uploads, then close the connection
+    /// instead of answering.
+    int drop_complete_replies = 0;
     /// 0: an ephemeral port.
     uint16_t port = 0;
     /// Where the objects live; empty: a fresh directory of this server.
@@ -115,6 +118,7 @@ public:
     opts_.fail_first = 0;
     opts_.die_after_parts = 0;
     opts_.complete_errors = 0;
+    opts_.drop_complete_replies = 0;
     start();
   }
 
@@ -156,7 +160,9 @@ private:
                                   "--die-after-parts",
                                   std::to_string(opts_.die_after_parts),
                                   "--complete-errors",
-                                  std::to_string(opts_.complete_errors)};
+                                  std::to_string(opts_.complete_errors),
+                                  "--drop-complete-replies",
+                                  std::to_string(opts_.drop_complete_replies)};
     std::string buckets;
     for (auto& b : opts_.buckets)
       buckets += (buckets.empty() ? "" : ",") + b;

@@ -12,11 +12,12 @@
 //   shorter than its Content-Length and hung);
 // - fault injection for the tests: answer 503 SlowDown to the first N
 //   requests, exit in the middle of a multipart upload, or answer a
-//   CompleteMultipartUpload with 200 and an error document.
+//   CompleteMultipartUpload with 200 and an error document, or complete
+//   an upload and close the connection instead of answering.
 //
 //   node server.js --directory DIR [--buckets a,b] [--access-key K]
 //     [--secret-key S] [--port P] [--fail-first N] [--die-after-parts N]
-//     [--complete-errors N]
+//     [--complete-errors N] [--drop-complete-replies N]
 //
 // Prints "port <P>" on stdout once listening; runs until killed.
 'use strict';
@@ -43,6 +44,7 @@ for (const [id, secret] of Object.entries(keys))
 let failFirst = Number(arg('fail-first', '0'));
 let dieAfterParts = Number(arg('die-after-parts', '0'));
 let completeErrors = Number(arg('complete-errors', '0'));
+let dropCompleteReplies = Number(arg('drop-complete-replies', '0'));
 
 function s3error(ctx, status, code, message) {
   ctx.status = status;
@@ -170,6 +172,12 @@ server.middleware.unshift(async (ctx, next) => {
       await next();
       process.kill(process.pid, 'SIGKILL');
     }
+  }
+  if (ctx.method === 'POST' && q.uploadId !== undefined && dropCompleteReplies > 0) {
+    --dropCompleteReplies;
+    await next(); // the object is stored...
+    ctx.req.socket.destroy(); // ...and the reply lost
+    return;
   }
   if (ctx.method === 'POST' && q.uploadId !== undefined && completeErrors > 0) {
     --completeErrors;

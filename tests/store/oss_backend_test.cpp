@@ -194,6 +194,27 @@ TEST(oss_backend, a_completion_that_keeps_failing_aborts_and_stores_nothing) {
   EXPECT_EQ(b->stats().objects, 0u);
 }
 
+TEST(oss_backend, a_completion_whose_reply_is_lost_is_recognised_as_stored) {
+  s3_test_server::options so;
+  so.drop_complete_replies = 1;
+  s3_test_server server{so};
+  auto b = open(server.backend_options());
+  ASSERT_TRUE(b);
+  auto id = oss("oss://objstore-test/k");
+  ASSERT_FALSE(b->put(id, make_value(test::sample_table(4))));
+  auto x = mib_value(12);
+  // Sent again, the completion fails (the upload is gone); the object
+  // that ends with this value's checksum is there: a success.
+  EXPECT_FALSE(b->put(id, x));
+  EXPECT_GE(b->activity().retries, 1u);
+  EXPECT_EQ(b->activity().multipart_uploads, 1u);
+  auto got = b->get(id);
+  ASSERT_TRUE(got) << describe(got.error());
+  EXPECT_EQ(**got, *x);
+  EXPECT_EQ(b->stats().objects, 1u);
+  EXPECT_EQ(b->stats().bytes, encode(*x).size());
+}
+
 TEST(oss_backend, an_unreachable_server_fails_within_the_timeout) {
   oss_backend_options opts;
   opts.endpoint = "http://127.0.0.1:" + std::to_string(closed_port());
