@@ -3,6 +3,7 @@
 #include <csignal>
 #include <mutex>
 
+#include <caf/actor_pool.hpp>
 #include <caf/all.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
@@ -17,6 +18,9 @@
 namespace objstore {
 
 namespace {
+
+/// Store actors (threads) per node: blocking fs:// and oss:// calls at once.
+constexpr size_t store_threads = 4;
 
 /// Where the data plane's receiving threads hand values to: the worker,
 /// known only after the data plane exists.
@@ -139,7 +143,18 @@ caf::expected<node_handles> spawn_node(caf::actor_system& sys,
     result.objects->on_background_work(
         background_spilling(result.objects, result.spill_io));
   }
-  result.store = sys.spawn<caf::detached>(store_actor_impl, result.objects);
+  // A pool of detached store actors, round robin: an fs:// or oss:// call
+  // blocks one thread (a multi-GB upload for seconds), not every session's
+  // persistent-object calls on this node. The backends are thread-safe.
+  auto objects_for_store = result.objects;
+  auto store_pool = caf::actor_pool::make(
+      sys.dummy_execution_unit(), store_threads,
+      [&sys, objects_for_store] {
+        return caf::actor_cast<caf::actor>(
+            sys.spawn<caf::detached>(store_actor_impl, objects_for_store));
+      },
+      caf::actor_pool::round_robin());
+  result.store = caf::actor_cast<store_actor>(store_pool);
   result.transfer = sys.spawn(transfer_actor_impl, result.data);
   result.worker
       = sys.spawn(worker_actor_impl, std::move(options), result.objects,

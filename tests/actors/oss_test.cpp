@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <future>
 #include <optional>
+#include <thread>
 
 #include "actors/cluster_fixture.hpp"
 #include "actors/testing/local_cluster.hpp"
@@ -123,6 +126,46 @@ TEST_F(oss_cluster, large_puts_go_to_oss_in_parts) {
   auto v = d->fetch(1, handle(1, target));
   ASSERT_TRUE(v) << describe(v.error());
   EXPECT_EQ(**v, *x);
+}
+
+TEST_F(oss_cluster, a_long_upload_does_not_hold_up_other_sessions) {
+  start();
+  auto uploader = connect("alice", alice_secret);
+  auto other = connect();
+  ASSERT_TRUE(uploader && other);
+  auto big = make_value(test::sample_tensor(dtype::uint8, {int64_t{96} << 20}));
+  auto upload = std::async(std::launch::async, [&] {
+    return uploader->put(0, big, "oss://objstore-test/long-upload");
+  });
+  // Its first part reached the server: the upload is under way on one of
+  // the node's store threads.
+  auto started = false;
+  for (int i = 0; i < 2000 && !started; ++i) {
+    std::error_code ec;
+    for (auto it
+         = std::filesystem::recursive_directory_iterator{server_->directory(),
+                                                         ec};
+         it != std::filesystem::recursive_directory_iterator{};
+         it.increment(ec))
+      if (it->path().string().find("_S3rver_uploads") != std::string::npos
+          && it->path().filename() == "1")
+        started = true;
+    if (!started)
+      std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(started) << server_->output();
+  // Another session's persistent-object calls go on meanwhile.
+  for (int i = 0; i < 3; ++i) {
+    auto target
+        = "fs://"
+          + (cluster_->fs_root(0) / ("small-" + std::to_string(i))).string();
+    auto put = other->put(0, test::small_tensor({i}), target);
+    ASSERT_TRUE(put) << describe(put.error());
+  }
+  EXPECT_EQ(upload.wait_for(0s), std::future_status::timeout)
+      << "the small puts waited for the upload";
+  auto done = upload.get();
+  ASSERT_TRUE(done) << describe(done.error());
 }
 
 TEST_F(oss_cluster, another_tenant_cannot_read_reveal_overwrite_or_erase) {
