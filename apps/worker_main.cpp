@@ -12,6 +12,7 @@
 #include <caf/io/all.hpp>
 
 #include "actors/dataplane/tls.hpp"
+#include "actors/metrics/node_exporter.hpp"
 #include "actors/worker/endpoint.hpp"
 #include "actors/worker/node.hpp"
 #include "apps/demo_job.hpp"
@@ -95,6 +96,28 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
     stop_node(*node);
     return 1;
   }
+  std::unique_ptr<node_exporter> metrics;
+  if (cfg.metrics_port != 0 || !cfg.metrics_port_file.empty()) {
+    auto exporter = node_exporter::start(
+        sys, *node, cfg.metrics_host, static_cast<uint16_t>(cfg.metrics_port));
+    if (!exporter) {
+      std::cerr << "objstore-node: " << describe(exporter.error()) << '\n';
+      stop_node(*node);
+      return 1;
+    }
+    metrics = std::move(*exporter);
+    std::cout << "objstore-node: metrics on http://" << cfg.metrics_host << ":"
+              << metrics->port() << "/metrics" << std::endl;
+    if (!cfg.metrics_port_file.empty()
+        && !write_file(cfg.metrics_port_file,
+                       std::to_string(metrics->port()))) {
+      std::cerr << "objstore-node: cannot write " << cfg.metrics_port_file
+                << '\n';
+      metrics->stop();
+      stop_node(*node);
+      return 1;
+    }
+  }
   auto sig = wait_for_stop_signal();
   std::cout << "objstore-node: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
             << ", draining" << std::endl;
@@ -114,6 +137,8 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
   }
+  if (metrics)
+    metrics->stop();
   stop_node(*node);
   std::cout << "objstore-node: stopped" << std::endl;
   return 0;

@@ -21,6 +21,13 @@ caf::error bad(const std::string& key, const std::string& why) {
 }
 
 /// Whether `host` names only this machine: 127.0.0.0/8, ::1, localhost.
+bool is_log_level(const std::string& x) {
+  for (auto level : {"trace", "debug", "info", "warn", "error", "off"})
+    if (x == level)
+      return true;
+  return false;
+}
+
 bool is_loopback_host(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]"
          || host.rfind("127.", 0) == 0;
@@ -34,6 +41,10 @@ const std::vector<std::string>& config::option_names() {
                                               "host",
                                               "port",
                                               "port-file",
+                                              "metrics-port",
+                                              "metrics-host",
+                                              "metrics-port-file",
+                                              "log-level",
                                               "cluster",
                                               "fs-roots",
                                               "memory-limit",
@@ -115,6 +126,16 @@ config::config() {
       .add(host, "host", "interface the worker and its data plane bind")
       .add(port, "port", "port the worker publishes on (0: pick a free one)")
       .add(port_file, "port-file", "write the bound port to this file")
+      .add(metrics_port, "metrics-port",
+           "port of the Prometheus endpoint GET /metrics (0: off, or a free "
+           "port when metrics-port-file is set)")
+      .add(metrics_host, "metrics-host",
+           "interface the metrics endpoint binds (default loopback)")
+      .add(metrics_port_file, "metrics-port-file",
+           "write the metrics endpoint's bound port to this file")
+      .add(log_level, "log-level",
+           "least severe log level shown: trace, debug, info, warn, error, "
+           "off")
       .add(cluster, "cluster", "worker endpoints host:port in rank order")
       .add(fs_roots, "fs-roots", "absolute directories for fs:// objects")
       .add(memory_limit, "memory-limit",
@@ -318,6 +339,12 @@ caf::error config::validate() const {
     return bad("role", "'" + role + "' is neither worker nor driver");
   if (port > 65535)
     return bad("port", std::to_string(port) + " is not a port");
+  if (metrics_port > 65535)
+    return bad("metrics-port", std::to_string(metrics_port) + " is not a port");
+  if (!is_log_level(log_level))
+    return bad("log-level", "'" + log_level
+                                + "' is none of trace, debug, info, warn, "
+                                  "error, off");
   if (auto p = parse_fetch_policy(fetch_policy); !p)
     return bad("fetch-policy", message_of(p.error()));
   for (auto& root : fs_roots)
