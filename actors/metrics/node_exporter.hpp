@@ -30,7 +30,8 @@ std::string render_node_metrics(const worker_metrics& m, bool fresh,
 /// does not answer in time is shown with its last snapshot and
 /// `objstore_metrics_fresh 0`.
 ///
-/// Stop it (or destroy it) before `sys` shuts down.
+/// It keeps copies of the node's handles (actors, data plane, executor):
+/// destroy it before `sys` shuts down.
 class node_exporter {
 public:
   static caf::expected<std::unique_ptr<node_exporter>>

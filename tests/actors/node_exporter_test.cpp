@@ -132,8 +132,8 @@ protected:
   }
 
   void TearDown() override {
-    if (exporter)
-      exporter->stop();
+    // It holds the node's handles: gone before the node's actor system.
+    exporter.reset();
     cluster_fixture::TearDown();
   }
 
