@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/log.hpp"
 #include "actors/system.hpp"
 #include "store/error.hpp"
 
@@ -21,13 +22,6 @@ caf::error bad(const std::string& key, const std::string& why) {
 }
 
 /// Whether `host` names only this machine: 127.0.0.0/8, ::1, localhost.
-bool is_log_level(const std::string& x) {
-  for (auto level : {"trace", "debug", "info", "warn", "error", "off"})
-    if (x == level)
-      return true;
-  return false;
-}
-
 bool is_loopback_host(const std::string& host) {
   return host == "localhost" || host == "::1" || host == "[::1]"
          || host.rfind("127.", 0) == 0;
@@ -341,10 +335,8 @@ caf::error config::validate() const {
     return bad("port", std::to_string(port) + " is not a port");
   if (metrics_port > 65535)
     return bad("metrics-port", std::to_string(metrics_port) + " is not a port");
-  if (!is_log_level(log_level))
-    return bad("log-level", "'" + log_level
-                                + "' is none of trace, debug, info, warn, "
-                                  "error, off");
+  if (auto least = log::parse_level(log_level); !least)
+    return bad("log-level", message_of(least.error()));
   if (auto p = parse_fetch_policy(fetch_policy); !p)
     return bad("fetch-policy", message_of(p.error()));
   for (auto& root : fs_roots)

@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/exec/interpreter.hpp"
+#include "actors/log.hpp"
 #include "actors/worker/peer_resolver.hpp"
 #include "actors/worker/secret.hpp"
 #include "store/error.hpp"
@@ -971,6 +972,7 @@ worker_actor_impl(self_ptr self, node_options options,
   st.stopping = std::move(stopping);
   st.counters.rank = st.options.rank;
   st.incarnation = random_secret(6);
+  log::log_unexpected_messages(self);
   self->set_down_handler(
       [self](caf::down_msg& dm) { drop_sessions_of(self, dm.source); });
   return {

@@ -86,21 +86,14 @@ std::pair<int, std::string> promtool_check(const std::string& text) {
   std::filesystem::create_directories(dir);
   auto in = dir / "metrics.txt";
   std::ofstream{in} << text;
-  auto cmd = "promtool check metrics < " + in.string() + " 2>&1";
-  std::string out;
-  auto* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr)
-    return {-1, "popen failed"};
-  char buf[512];
-  while (auto n = std::fread(buf, 1, sizeof buf, p))
-    out.append(buf, n);
-  auto status = ::pclose(p);
+  auto result
+      = objstore::test::run_shell("promtool check metrics < " + in.string());
   std::filesystem::remove_all(dir);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return result;
 }
 
 bool has_promtool() {
-  return std::system("command -v promtool > /dev/null 2>&1") == 0;
+  return objstore::test::run_shell("command -v promtool").first == 0;
 }
 
 value_ptr ints(int64_t n) {

@@ -14,19 +14,6 @@ namespace {
 using namespace objstore;
 using namespace objstore::test;
 
-/// Runs a shell command; returns its exit status and standard output.
-std::pair<int, std::string> shell(const std::string& cmd) {
-  std::string out;
-  auto* p = ::popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr)
-    return {-1, "popen failed"};
-  char buf[512];
-  while (auto n = std::fread(buf, 1, sizeof buf, p))
-    out.append(buf, n);
-  auto status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 /// `x` in single quotes for sh.
 std::string sh_quoted(const std::string& x) {
   std::string out = "'";
@@ -58,7 +45,7 @@ class top : public process_fixture {
 protected:
   ~top() override {
     if (!tmux_.empty())
-      shell(tmux_ + " kill-server");
+      run_shell(tmux_ + " kill-server");
   }
 
   /// tmux on a server of this test's own (its socket in dir()).
@@ -66,7 +53,7 @@ protected:
 };
 
 TEST_F(top, one_refresh_in_a_terminal_shows_each_workers_objects) {
-  ASSERT_EQ(shell("command -v tmux").first, 0)
+  ASSERT_EQ(run_shell("command -v tmux").first, 0)
       << "tmux not found: install Debian's `tmux` (.ci/dev does)";
   auto root = dir() / "fs0";
   fs::create_directory(root);
@@ -94,12 +81,12 @@ TEST_F(top, one_refresh_in_a_terminal_shows_each_workers_objects) {
     cmd += sh_quoted(arg) + " ";
   cmd += "; echo top-exited-$?; sleep 120";
   auto [started, why]
-      = shell(tmux_ + " new-session -d -x 132 -y 24 " + sh_quoted(cmd));
+      = run_shell(tmux_ + " new-session -d -x 132 -y 24 " + sh_quoted(cmd));
   ASSERT_EQ(started, 0) << why;
   std::string screen;
   EXPECT_TRUE(poll_until(
       [&] {
-        screen = shell(tmux_ + " capture-pane -p").second;
+        screen = run_shell(tmux_ + " capture-pane -p").second;
         return screen.find("top-exited-") != std::string::npos;
       },
       20s))
