@@ -1,7 +1,9 @@
 // objstore: operator CLI against a running cluster.
 //
 //   objstore --objstore.cluster=["127.0.0.1:4242",...] stats
-//   objstore --objstore.cluster=[...] objects [RANK]
+//   objstore --objstore.cluster=[...] top [FRAMES]
+//   objstore --objstore.cluster=[...] objects [RANK] [rank=R] [session=S]
+//            [state=held|pinned|spilled|revealed] [min-size=B] [sort=size|age]
 //   objstore --objstore.cluster=[...] put RANK FILE fs:///abs/path
 //   objstore --objstore.cluster=[...] fetch RANK URI [OUT-FILE]
 //
@@ -15,10 +17,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <future>
 #include <iostream>
 #include <sstream>
+#include <thread>
 
 #include <unistd.h>
 
@@ -27,6 +31,7 @@
 
 #include "actors/driver/driver.hpp"
 #include "actors/worker/node.hpp"
+#include "apps/cluster_view.hpp"
 #include "config/config.hpp"
 #include "store/error.hpp"
 
@@ -36,8 +41,8 @@ namespace {
 
 int usage() {
   std::cerr << "usage: objstore --objstore.cluster=[\"host:port\",...] "
-               "stats | objects [RANK] | put RANK FILE fs:///PATH | "
-               "fetch RANK URI [OUT-FILE]\n";
+               "stats | top [FRAMES] | objects [RANK] [key=value...] | "
+               "put RANK FILE fs:///PATH | fetch RANK URI [OUT-FILE]\n";
   return 2;
 }
 
@@ -127,6 +132,44 @@ void print_stats(uint32_t rank, const worker_stats& s) {
             << ",\"restore_failures\":" << s.spill.restore_failures << "}\n";
 }
 
+/// The local time as HH:MM:SS.
+std::string clock_now() {
+  auto t = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&t, &local);
+  char buf[16];
+  std::strftime(buf, sizeof buf, "%H:%M:%S", &local);
+  return buf;
+}
+
+/// `objstore top`: redraws every worker's counters once a second, `frames`
+/// times (0: until interrupted). On a terminal each frame replaces the
+/// last (cursor home, clear); otherwise frames follow each other.
+int run_top(driver& d, uint64_t frames) {
+  bool tty = ::isatty(STDOUT_FILENO) != 0;
+  auto next = std::chrono::steady_clock::now();
+  for (uint64_t n = 0; frames == 0 || n < frames; ++n) {
+    if (n > 0)
+      std::this_thread::sleep_until(next);
+    next += std::chrono::seconds{1};
+    std::vector<apps::top_row> rows;
+    for (uint32_t r = 0; r < d.world_size(); ++r) {
+      apps::top_row row;
+      row.rank = r;
+      if (auto st = d.worker_stats_of(r))
+        row.stats = std::move(*st);
+      else
+        row.error = describe(st.error());
+      rows.push_back(std::move(row));
+    }
+    if (tty)
+      std::cout << "\x1b[H\x1b[2J";
+    std::cout << apps::render_top(rows, clock_now()) << (tty ? "" : "\n")
+              << std::flush;
+  }
+  return 0;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -151,7 +194,13 @@ int main(int argc, char** argv) {
         "usage: objstore --objstore.cluster=[\"host:port\",...] COMMAND\n"
         "commands:\n"
         "  stats                      counters of every worker (JSON lines)\n"
-        "  objects [RANK]             objects, holders and pins per worker\n"
+        "  top [FRAMES]               live view of every worker, redrawn\n"
+        "                             each second (FRAMES times; default\n"
+        "                             until Ctrl-C)\n"
+        "  objects [RANK] [FILTER...] objects, holders and pins per worker;\n"
+        "                             filters rank=R session=S\n"
+        "                             state=held|pinned|spilled|revealed\n"
+        "                             min-size=BYTES sort=size|age|uri\n"
         "  put RANK FILE fs:///PATH   store FILE as a persistent fs:// object\n"
         "  fetch RANK URI [OUT-FILE]  fetch an object (worker's fetch policy)");
     return 0;
@@ -178,10 +227,25 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-  if (cmd == "objects" && words.size() <= 2) {
-    uint32_t first = 0, last = static_cast<uint32_t>(d.world_size());
+  if (cmd == "top" && words.size() <= 2) {
+    uint64_t frames = 0; // until interrupted
     if (words.size() == 2) {
-      if (!parse_rank(words[1], d, first))
+      char* end = nullptr;
+      frames = std::strtoull(words[1].c_str(), &end, 10);
+      if (*end != '\0' || frames == 0)
+        return usage();
+    }
+    return run_top(d, frames);
+  }
+  if (cmd == "objects") {
+    auto filter = apps::parse_object_filter({words.begin() + 1, words.end()});
+    if (!filter) {
+      std::cerr << "objstore: " << describe(filter.error()) << '\n';
+      return 2;
+    }
+    uint32_t first = 0, last = static_cast<uint32_t>(d.world_size());
+    if (filter->rank) {
+      if (!parse_rank(std::to_string(*filter->rank), d, first))
         return 2;
       last = first + 1;
     }
@@ -189,6 +253,8 @@ int main(int argc, char** argv) {
       auto xs = d.objects(r);
       if (!xs)
         return fail(xs.error());
+      std::erase_if(*xs, [&](auto& x) { return !filter->matches(x); });
+      filter->order(*xs);
       for (auto& x : *xs) {
         std::cout << "rank " << r << "  " << x.uri << "  " << x.size_bytes
                   << " B  pins " << x.pins << "  age " << x.age_ms << " ms"

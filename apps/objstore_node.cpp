@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
+#include "actors/log.hpp"
 #include "actors/worker/node.hpp"
 #include "apps/worker_main.hpp"
 #include "store/error.hpp"
@@ -30,6 +31,11 @@ int main(int argc, char** argv) {
   // A worker waits for SIGTERM/SIGINT to drain; block them before the
   // actor system starts its threads. A driver keeps the default action,
   // so Ctrl-C stops it (its workers then drop its session).
+  if (auto least = objstore::log::parse_level(cfg.log_level))
+    objstore::log::init(cfg.role == "worker"
+                            ? "worker rank=" + std::to_string(cfg.rank)
+                            : std::string{"driver"},
+                        *least);
   if (cfg.role == "worker")
     objstore::apps::block_stop_signals();
   caf::actor_system sys{cfg};

@@ -12,6 +12,8 @@
 #include <caf/io/all.hpp>
 
 #include "actors/dataplane/tls.hpp"
+#include "actors/log.hpp"
+#include "actors/metrics/node_exporter.hpp"
 #include "actors/worker/endpoint.hpp"
 #include "actors/worker/node.hpp"
 #include "apps/demo_job.hpp"
@@ -57,29 +59,28 @@ bool write_file(const std::string& path, const std::string& text) {
 int run_worker(caf::actor_system& sys, const config& cfg) {
   auto opts = cfg.make_node_options();
   if (!opts) {
-    std::cerr << "objstore-node: " << describe(opts.error()) << '\n';
+    log::error(describe(opts.error()));
     return 2;
   }
   auto node = spawn_node(sys, std::move(*opts));
   if (!node) {
-    std::cerr << "objstore-node: " << describe(node.error()) << '\n';
+    log::error(describe(node.error()));
     return 1;
   }
   if (auto* files = node->objects->files()) {
     // What the start-up scan of the fs roots skipped (loops, FIFOs,
     // unreadable entries): reported, never fatal.
     for (auto& warning : files->scan_warnings())
-      std::cerr << "objstore-node: fs roots: skipped " << warning << '\n';
+      log::warn("fs roots: skipped " + warning);
     auto more = files->scan_warning_count() - files->scan_warnings().size();
     if (more > 0)
-      std::cerr << "objstore-node: fs roots: " << more
-                << " more entries skipped\n";
+      log::warn("fs roots: " + std::to_string(more) + " more entries skipped");
   }
   auto port
       = publish_node(sys, *node, static_cast<uint16_t>(cfg.port), cfg.host);
   if (!port) {
-    std::cerr << "objstore-node: cannot listen on " << cfg.host << ":"
-              << cfg.port << ": " << describe(port.error()) << '\n';
+    log::error("cannot listen on " + cfg.host + ":" + std::to_string(cfg.port)
+               + ": " + describe(port.error()));
     stop_node(*node);
     return 1;
   }
@@ -91,9 +92,30 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
             << " fs objects)" << std::endl;
   if (!cfg.port_file.empty()
       && !write_file(cfg.port_file, std::to_string(*port))) {
-    std::cerr << "objstore-node: cannot write " << cfg.port_file << '\n';
+    log::error("cannot write " + cfg.port_file);
     stop_node(*node);
     return 1;
+  }
+  std::unique_ptr<node_exporter> metrics;
+  if (cfg.metrics_port != 0 || !cfg.metrics_port_file.empty()) {
+    auto exporter = node_exporter::start(
+        sys, *node, cfg.metrics_host, static_cast<uint16_t>(cfg.metrics_port));
+    if (!exporter) {
+      log::error(describe(exporter.error()));
+      stop_node(*node);
+      return 1;
+    }
+    metrics = std::move(*exporter);
+    std::cout << "objstore-node: metrics on http://" << cfg.metrics_host << ":"
+              << metrics->port() << "/metrics" << std::endl;
+    if (!cfg.metrics_port_file.empty()
+        && !write_file(cfg.metrics_port_file,
+                       std::to_string(metrics->port()))) {
+      log::error("cannot write " + cfg.metrics_port_file);
+      metrics->stop();
+      stop_node(*node);
+      return 1;
+    }
   }
   auto sig = wait_for_stop_signal();
   std::cout << "objstore-node: " << (sig == SIGTERM ? "SIGTERM" : "SIGINT")
@@ -102,7 +124,7 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
   // that does not exit), the process ends: the drain timeout plus 5 s.
   std::thread{[limit = cfg.timeout + std::chrono::seconds{5}] {
     std::this_thread::sleep_for(limit);
-    std::fprintf(stderr, "objstore-node: shutdown stuck, exiting now\n");
+    log::error("shutdown stuck, exiting now");
     std::_Exit(1);
   }}.detach();
   // Stop accepting new peers, let running tasks finish (bounded).
@@ -114,6 +136,8 @@ int run_worker(caf::actor_system& sys, const config& cfg) {
       break;
     std::this_thread::sleep_for(std::chrono::milliseconds{10});
   }
+  if (metrics)
+    metrics->stop();
   stop_node(*node);
   std::cout << "objstore-node: stopped" << std::endl;
   return 0;
@@ -126,20 +150,19 @@ namespace objstore::apps {
 int run_demo(caf::actor_system& sys, const config& cfg) {
   auto spec = cfg.make_cluster_spec();
   if (!spec) {
-    std::cerr << "objstore-node: " << describe(spec.error()) << '\n';
+    log::error(describe(spec.error()));
     return 2;
   }
   auto opts = cfg.make_driver_options();
   opts.client = "objstore-node demo";
   auto d = driver::connect(sys, *spec, opts);
   if (!d) {
-    std::cerr << "objstore-node: " << describe(d.error()) << '\n';
+    log::error(describe(d.error()));
     return 1;
   }
   auto result = run_demo_job(**d, cfg.demo_rows, cfg.demo_seed, std::cout);
   if (!result) {
-    std::cerr << "objstore-node: demo failed: " << describe(result.error())
-              << '\n';
+    log::error("demo failed: " + describe(result.error()));
     return 1;
   }
   std::cout << "\nresult (revealed per-key sums of amounts > 10, "

@@ -9,6 +9,7 @@
 #include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 
+#include "actors/log.hpp"
 #include "actors/system.hpp"
 #include "store/error.hpp"
 
@@ -34,6 +35,10 @@ const std::vector<std::string>& config::option_names() {
                                               "host",
                                               "port",
                                               "port-file",
+                                              "metrics-port",
+                                              "metrics-host",
+                                              "metrics-port-file",
+                                              "log-level",
                                               "cluster",
                                               "fs-roots",
                                               "memory-limit",
@@ -115,6 +120,16 @@ config::config() {
       .add(host, "host", "interface the worker and its data plane bind")
       .add(port, "port", "port the worker publishes on (0: pick a free one)")
       .add(port_file, "port-file", "write the bound port to this file")
+      .add(metrics_port, "metrics-port",
+           "port of the Prometheus endpoint GET /metrics (0: off, or a free "
+           "port when metrics-port-file is set)")
+      .add(metrics_host, "metrics-host",
+           "interface the metrics endpoint binds (default loopback)")
+      .add(metrics_port_file, "metrics-port-file",
+           "write the metrics endpoint's bound port to this file")
+      .add(log_level, "log-level",
+           "least severe log level shown: trace, debug, info, warn, error, "
+           "off")
       .add(cluster, "cluster", "worker endpoints host:port in rank order")
       .add(fs_roots, "fs-roots", "absolute directories for fs:// objects")
       .add(memory_limit, "memory-limit",
@@ -318,6 +333,10 @@ caf::error config::validate() const {
     return bad("role", "'" + role + "' is neither worker nor driver");
   if (port > 65535)
     return bad("port", std::to_string(port) + " is not a port");
+  if (metrics_port > 65535)
+    return bad("metrics-port", std::to_string(metrics_port) + " is not a port");
+  if (auto least = log::parse_level(log_level); !least)
+    return bad("log-level", message_of(least.error()));
   if (auto p = parse_fetch_policy(fetch_policy); !p)
     return bad("fetch-policy", message_of(p.error()));
   for (auto& root : fs_roots)

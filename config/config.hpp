@@ -50,6 +50,16 @@ public:
   size_t port = 0;
   /// Write the bound port to this file once listening (for scripts).
   std::string port_file;
+  /// Port of the worker's Prometheus endpoint (GET /metrics); 0 = off,
+  /// unless `metrics_port_file` is set: then a free port is picked.
+  size_t metrics_port = 0;
+  /// Interface the metrics endpoint binds (loopback unless configured).
+  std::string metrics_host = "127.0.0.1";
+  /// Write the metrics endpoint's bound port to this file (for scripts).
+  std::string metrics_port_file;
+  /// Least severe log level printed: trace, debug, info, warn, error or
+  /// off.
+  std::string log_level = "info";
   /// Worker endpoints "host:port" in rank order (driver and CLI).
   std::vector<std::string> cluster;
   /// Directories that may hold fs:// objects (absolute paths).

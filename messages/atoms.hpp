@@ -36,6 +36,7 @@ using simp_atom = caf::atom_constant<caf::atom("os_simp")>;
 using alive_atom = caf::atom_constant<caf::atom("os_alive")>;
 using reconnect_atom = caf::atom_constant<caf::atom("os_reconn")>;
 using streamed_atom = caf::atom_constant<caf::atom("os_stream")>;
+using metrics_atom = caf::atom_constant<caf::atom("os_metrics")>;
 using may_write_atom = caf::atom_constant<caf::atom("os_maywrit")>;
 
 } // namespace objstore

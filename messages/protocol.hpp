@@ -194,6 +194,52 @@ struct worker_stats {
   friend bool operator==(const worker_stats&, const worker_stats&) = default;
 };
 
+/// Observations of a duration, in Prometheus' histogram form: `counts[i]`
+/// observations fell at or below `bounds[i]` (and above the previous
+/// bound); the last element of `counts` (one more than `bounds`) holds the
+/// rest (+Inf).
+struct histogram_data {
+  std::vector<double> bounds;
+  std::vector<uint64_t> counts;
+  double sum = 0;
+  uint64_t count = 0;
+
+  friend bool operator==(const histogram_data&, const histogram_data&)
+      = default;
+};
+
+/// Objects and bytes of one scheme in one state. mem:// objects are
+/// `held` (in memory, no task or transfer using them), `pinned` (used by
+/// a task or transfer now) or `spilled` (on disk, not pinned); fs:// and
+/// oss:// objects are `held`.
+struct object_gauge {
+  std::string scheme;
+  std::string state;
+  uint64_t objects = 0;
+  uint64_t bytes = 0;
+
+  friend bool operator==(const object_gauge&, const object_gauge&) = default;
+};
+
+/// What a worker's metrics endpoint shows (node-local, never sent to
+/// another process): node-wide counters, objects by scheme and state, and
+/// what only the metrics keep.
+struct worker_metrics {
+  worker_stats stats;
+  std::vector<object_gauge> objects;
+  /// Payload bytes of values drivers put (actor messages and streamed)
+  /// and of values fetched by drivers (replies and grants).
+  uint64_t put_bytes = 0;
+  uint64_t fetch_bytes = 0;
+  /// Tasks from acceptance to their end, either outcome.
+  histogram_data task_seconds;
+  /// Outgoing transfers from `push` to the target's reply, either outcome.
+  histogram_data transfer_seconds;
+
+  friend bool operator==(const worker_metrics&, const worker_metrics&)
+      = default;
+};
+
 /// A fetch's reply: the value itself, or, for a value of at least the
 /// threshold the fetch named on a node with a data plane, a one-use grant
 /// to pull it from the worker's data port (`data_plane::pull`) so the
@@ -303,6 +349,24 @@ typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
            x.transfer_max_in_flight, x.transfer_rejected_chunks,
            x.refused_requests, x.tasks_queued, x.task_threads,
            x.task_threads_busy, x.node_wide, x.spill);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, histogram_data& x) {
+  return f(caf::meta::type_name("objstore::histogram_data"), x.bounds, x.counts,
+           x.sum, x.count);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, object_gauge& x) {
+  return f(caf::meta::type_name("objstore::object_gauge"), x.scheme, x.state,
+           x.objects, x.bytes);
+}
+
+template<class Inspector>
+typename Inspector::result_type inspect(Inspector& f, worker_metrics& x) {
+  return f(caf::meta::type_name("objstore::worker_metrics"), x.stats, x.objects,
+           x.put_bytes, x.fetch_bytes, x.task_seconds, x.transfer_seconds);
 }
 
 template<class Inspector>

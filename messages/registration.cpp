@@ -46,6 +46,7 @@ void register_types(caf::actor_system_config& cfg) {
   cfg.add_message_type<object_record>("objstore::object_record");
   cfg.add_message_type<worker_stats>("objstore::worker_stats");
   cfg.add_message_type<driver_stats>("objstore::driver_stats");
+  cfg.add_message_type<worker_metrics>("objstore::worker_metrics");
   cfg.add_error_category(error_category, render_error);
 }
 

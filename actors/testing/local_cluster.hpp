@@ -114,6 +114,9 @@ public:
     return nodes_.at(rank)->handles;
   }
 
+  /// The actor system hosting node `rank`.
+  caf::actor_system& system_of(uint32_t rank) { return *nodes_.at(rank)->sys; }
+
   /// The node's fs root (empty without fs roots).
   const std::filesystem::path& fs_root(uint32_t rank) const {
     return nodes_.at(rank)->fs_root;

@@ -100,7 +100,10 @@ using worker_node_actor = worker_actor::extend<
     /// write again; replies `target`. Node-local like the above. Not
     /// idempotent.
     caf::replies_to<adopt_atom, uint64_t, std::string, std::string,
-                    wire_value>::with<std::string>>;
+                    wire_value>::with<std::string>,
+    /// Node-wide counters for the node's metrics endpoint (never sent by
+    /// another process: no session key). Idempotent.
+    caf::replies_to<metrics_atom>::with<worker_metrics>>;
 
 /// The actors of one node and its shared state.
 struct node_handles {

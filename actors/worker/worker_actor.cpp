@@ -8,6 +8,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "actors/exec/interpreter.hpp"
+#include "actors/log.hpp"
 #include "actors/worker/peer_resolver.hpp"
 #include "actors/worker/secret.hpp"
 #include "store/error.hpp"
@@ -560,6 +561,8 @@ void store_held(self_ptr self, value_ptr x, session_id s, session_id put_by,
       return;
     }
     st.refs.add(*id, s, size, false, put_by, reference_table::clock::now());
+    if (put_by != 0)
+      st.put_bytes += size;
     rp.deliver(id->str());
   };
   auto& objects = self->state.objects;
@@ -591,9 +594,15 @@ void store_held(self_ptr self, value_ptr x, session_id s, session_id put_by,
 /// actor (file IO off this thread). `then` receives the value or the error.
 template<class Then>
 void fetch_value(self_ptr self, const session& me, const std::string& text,
-                 Then then) {
+                 Then reply) {
   auto& st = self->state;
   ++st.counters.fetches;
+  auto then
+      = [self, reply = std::move(reply)](caf::expected<value_ptr> x) mutable {
+          if (x && *x)
+            self->state.fetch_bytes += (*x)->size_bytes();
+          reply(std::move(x));
+        };
   auto id = uri::parse(text);
   if (!id)
     return then(caf::expected<value_ptr>{std::move(id.error())});
@@ -735,8 +744,13 @@ void push_to_peer(self_ptr self, caf::typed_response_promise<std::string> rp,
                   value_ptr value, std::function<void()> done) {
   resolve_peer(
       self, endpoint, rank,
-      [self, rp, done, token = std::move(token), value = std::move(value)](
-          caf::expected<std::pair<std::string, uint16_t>> where) mutable {
+      [self, rp, token = std::move(token), value = std::move(value),
+       done = [self, done = std::move(done),
+               start = std::chrono::steady_clock::now()] {
+         observe(self->state.transfer_seconds,
+                 seconds_since(start, std::chrono::steady_clock::now()));
+         done();
+       }](caf::expected<std::pair<std::string, uint16_t>> where) mutable {
         if (!where) {
           done();
           rp.deliver(std::move(where.error()));
@@ -858,6 +872,33 @@ worker_stats session_stats(self_ptr self, session_id s) {
   return result;
 }
 
+/// Node-wide counters and objects by scheme and state for the node's
+/// metrics endpoint (node_exporter.hpp).
+worker_metrics node_metrics(self_ptr self) {
+  auto& st = self->state;
+  worker_metrics result;
+  result.stats = node_stats(self);
+  object_gauge held{"mem", "held"}, pinned{"mem", "pinned"},
+      spilled{"mem", "spilled"};
+  for (auto& [id, e] : st.refs.entries()) {
+    auto& g = e.pins > 0 ? pinned : st.objects->is_spilled(id) ? spilled : held;
+    ++g.objects;
+    g.bytes += e.size_bytes;
+  }
+  result.objects = {held, pinned, spilled};
+  auto totals = st.objects->stats();
+  for (auto x : {scheme::fs, scheme::oss}) {
+    auto b = totals.of(x);
+    result.objects.push_back(
+        {std::string{to_string(x)}, "held", b.objects, b.bytes});
+  }
+  result.put_bytes = st.put_bytes;
+  result.fetch_bytes = st.fetch_bytes;
+  result.task_seconds = st.task_seconds;
+  result.transfer_seconds = st.transfer_seconds;
+  return result;
+}
+
 /// The session's own objects (each with only its own holds), or every
 /// object for an operator session. Holders are named, never addressed.
 std::vector<object_record> list_objects(self_ptr self, const session& me) {
@@ -931,6 +972,7 @@ worker_actor_impl(self_ptr self, node_options options,
   st.stopping = std::move(stopping);
   st.counters.rank = st.options.rank;
   st.incarnation = random_secret(6);
+  log::log_unexpected_messages(self);
   self->set_down_handler(
       [self](caf::down_msg& dm) { drop_sessions_of(self, dm.source); });
   return {
@@ -1014,8 +1056,10 @@ worker_actor_impl(self_ptr self, node_options options,
         if (st.options.running_tasks)
           ++*st.options.running_tasks;
         auto task_id = req.task_id;
-        auto finish = [self, job] {
+        auto finish = [self, job, start = std::chrono::steady_clock::now()] {
           auto& st = self->state;
+          observe(st.task_seconds,
+                  seconds_since(start, std::chrono::steady_clock::now()));
           --st.counters.tasks_running;
           if (st.options.running_tasks)
             --*st.options.running_tasks;
@@ -1210,6 +1254,7 @@ worker_actor_impl(self_ptr self, node_options options,
         return drop_session(self, (*me)->id);
       },
       [=](ping_atom) { return ping_atom::value; },
+      [=](metrics_atom) -> worker_metrics { return node_metrics(self); },
       [=](expect_atom, session_key& key) -> caf::result<std::string> {
         auto me = authenticate(self, key);
         if (!me)

@@ -10,6 +10,7 @@
 
 #include <caf/actor_addr.hpp>
 
+#include "actors/metrics/histogram.hpp"
 #include "actors/worker/node.hpp"
 #include "actors/worker/reference_table.hpp"
 #include "messages/interfaces.hpp"
@@ -60,6 +61,11 @@ struct worker_state {
                 std::shared_ptr<std::atomic<bool>>>
       running;
   worker_stats counters;
+  /// Only the metrics endpoint shows these (worker_metrics).
+  uint64_t put_bytes = 0;
+  uint64_t fetch_bytes = 0;
+  histogram_data task_seconds = seconds_histogram();
+  histogram_data transfer_seconds = seconds_histogram();
   /// The node's task threads (node_options::executor).
   std::shared_ptr<task_executor> executor;
   /// The node's spill threads (node_options::spill_io): restores and puts

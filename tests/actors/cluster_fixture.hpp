@@ -8,13 +8,17 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include <sys/wait.h>
 
 #include "actors/testing/local_cluster.hpp"
 #include "messages/graph.hpp"
@@ -36,6 +40,20 @@ inline bool poll_until(const std::function<bool()>& done,
       return done();
     std::this_thread::sleep_for(5ms);
   }
+}
+
+/// Runs `cmd` with sh (stderr joined to stdout); returns its exit status
+/// (-1 when it did not exit normally) and output.
+inline std::pair<int, std::string> run_shell(const std::string& cmd) {
+  std::string out;
+  auto* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr)
+    return {-1, "popen failed"};
+  char buf[512];
+  while (auto n = std::fread(buf, 1, sizeof buf, p))
+    out.append(buf, n);
+  auto status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
 }
 
 /// Milliseconds since `start`.
