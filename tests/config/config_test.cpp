@@ -406,16 +406,15 @@ struct credentials_file {
 TEST(config, oss_options_reach_the_node) {
   credentials_file creds;
   config cfg;
-  ASSERT_FALSE(load(cfg, {"--objstore.oss-endpoint=https://oss.example:9000",
-                          "--objstore.oss-region=cn-hangzhou",
-                          "--objstore.oss-addressing=virtual",
-                          "--objstore.oss-buckets=[\"jobs/prefix\"]",
-                          "--objstore.oss-shared-buckets=[\"datasets\"]",
-                          "--objstore.oss-credentials-file=" + creds.path,
-                          "--objstore.oss-part-size=16777216",
-                          "--objstore.oss-parts-in-flight=2",
-                          "--objstore.oss-retries=7",
-                          "--objstore.timeout=12s"}));
+  ASSERT_FALSE(load(
+      cfg,
+      {"--objstore.oss-endpoint=https://oss.example:9000",
+       "--objstore.oss-region=cn-hangzhou", "--objstore.oss-addressing=virtual",
+       "--objstore.oss-buckets=[\"jobs/prefix\"]",
+       "--objstore.oss-shared-buckets=[\"datasets\"]",
+       "--objstore.oss-credentials-file=" + creds.path,
+       "--objstore.oss-part-size=16777216", "--objstore.oss-parts-in-flight=2",
+       "--objstore.oss-retries=7", "--objstore.timeout=12s"}));
   auto node = cfg.make_node_options();
   ASSERT_TRUE(node) << describe(node.error());
   ASSERT_TRUE(node->store.oss);
