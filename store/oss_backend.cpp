@@ -563,6 +563,28 @@ struct oss_backend::impl {
                             "(objstore.oss-buckets)");
   }
 
+  /// `id` split into bucket and key, with the place that holds it.
+  struct located {
+    std::string bucket;
+    std::string key;
+    const place* where = nullptr;
+  };
+
+  /// Splits `id` and finds its place; `for_write` refuses read-only ones.
+  /// Errors: invalid_uri (another scheme), permission_denied.
+  caf::expected<located> locate(const uri& id, bool for_write) const {
+    auto parts = oss_backend::split(id);
+    if (!parts)
+      return parts.error();
+    auto where = place_of(parts->first, parts->second, id);
+    if (!where)
+      return where.error();
+    if (for_write && (*where)->read_only)
+      return make_error(errc::permission_denied,
+                        "'" + id.str() + "': in a read-only shared root");
+    return located{std::move(parts->first), std::move(parts->second), *where};
+  }
+
   caf::error put(const uri& id, const value_ptr& x, const std::string& owner);
   caf::expected<value_ptr> get(const uri& id);
   caf::error upload_multipart(const std::string& bucket, const std::string& key,
@@ -824,18 +846,12 @@ bool oss_backend::impl::holds_encoding(const std::string& bucket,
 
 caf::error oss_backend::impl::put(const uri& id, const value_ptr& x,
                                   const std::string& owner) {
-  auto parts = oss_backend::split(id);
-  if (!parts)
-    return parts.error();
-  const std::string& bucket = parts->first;
-  const std::string& key = parts->second;
-  auto where = place_of(bucket, key, id);
-  if (!where)
-    return where.error();
+  auto loc = locate(id, true);
+  if (!loc)
+    return loc.error();
+  const std::string& bucket = loc->bucket;
+  const std::string& key = loc->key;
   auto what = "'" + id.str() + "'";
-  if ((*where)->read_only)
-    return make_error(errc::permission_denied,
-                      what + ": in a read-only shared root");
   if (!x)
     return make_error(errc::invalid_argument, what + ": null value");
   headers_t meta;
@@ -983,16 +999,13 @@ private:
 } // namespace
 
 caf::expected<value_ptr> oss_backend::impl::get(const uri& id) {
-  auto parts = oss_backend::split(id);
-  if (!parts)
-    return parts.error();
-  // Named references, not a structured binding: clang 14 (the fuzz
-  // build) cannot capture one in a lambda.
-  const std::string& bucket = parts->first;
-  const std::string& key = parts->second;
-  auto where = place_of(bucket, key, id);
-  if (!where)
-    return where.error();
+  auto loc = locate(id, false);
+  if (!loc)
+    return loc.error();
+  // Named references: clang 14 (the fuzz build) cannot capture a
+  // structured binding in a lambda.
+  const std::string& bucket = loc->bucket;
+  const std::string& key = loc->key;
   auto what = "'" + id.str() + "'";
   // An object replaced between two ranges fails the later one (If-Match);
   // then it is read again from the start, a few times.
@@ -1239,15 +1252,12 @@ caf::error oss_backend::put_owned(const uri& id, const value_ptr& x,
 }
 
 caf::expected<std::string> oss_backend::owner(const uri& id) const {
-  auto parts = split(id);
-  if (!parts)
-    return parts.error();
-  const std::string& bucket = parts->first;
-  const std::string& key = parts->second;
-  auto where = impl_->place_of(bucket, key, id);
-  if (!where)
-    return where.error();
-  if ((*where)->read_only)
+  auto loc = impl_->locate(id, false);
+  if (!loc)
+    return loc.error();
+  const std::string& bucket = loc->bucket;
+  const std::string& key = loc->key;
+  if (loc->where->read_only)
     return std::string{};
   auto r = impl_->head(bucket, key, "'" + id.str() + "'");
   if (!r)
@@ -1259,11 +1269,8 @@ caf::expected<std::string> oss_backend::owner(const uri& id) const {
 }
 
 bool oss_backend::read_only(const uri& id) const {
-  auto parts = split(id);
-  if (!parts)
-    return false;
-  auto where = impl_->place_of(parts->first, parts->second, id);
-  return where && (*where)->read_only;
+  auto loc = impl_->locate(id, false);
+  return loc && loc->where->read_only;
 }
 
 caf::expected<value_ptr> oss_backend::get(const uri& id) {
@@ -1271,18 +1278,12 @@ caf::expected<value_ptr> oss_backend::get(const uri& id) {
 }
 
 caf::error oss_backend::erase(const uri& id) {
-  auto parts = split(id);
-  if (!parts)
-    return parts.error();
-  const std::string& bucket = parts->first;
-  const std::string& key = parts->second;
-  auto where = impl_->place_of(bucket, key, id);
-  if (!where)
-    return where.error();
+  auto loc = impl_->locate(id, true);
+  if (!loc)
+    return loc.error();
+  const std::string& bucket = loc->bucket;
+  const std::string& key = loc->key;
   auto what = "'" + id.str() + "'";
-  if ((*where)->read_only)
-    return make_error(errc::permission_denied,
-                      what + ": in a read-only shared root");
   std::lock_guard guard{impl_->stripe(bucket, key)};
   // S3 deletes a missing key without complaint: look first.
   auto old = impl_->head(bucket, key, what);
@@ -1300,14 +1301,11 @@ caf::error oss_backend::erase(const uri& id) {
 }
 
 caf::expected<bool> oss_backend::exists(const uri& id) {
-  auto parts = split(id);
-  if (!parts)
-    return parts.error();
-  const std::string& bucket = parts->first;
-  const std::string& key = parts->second;
-  auto where = impl_->place_of(bucket, key, id);
-  if (!where)
-    return where.error();
+  auto loc = impl_->locate(id, false);
+  if (!loc)
+    return loc.error();
+  const std::string& bucket = loc->bucket;
+  const std::string& key = loc->key;
   auto r = impl_->head(bucket, key, "'" + id.str() + "'");
   if (r)
     return true;
